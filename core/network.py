@@ -1,0 +1,299 @@
+"""A fully-connected network: forward pass, cost, backward pass and predictions.
+
+Shapes: ``X`` is ``m x n`` (examples as rows), ``W{l}`` is ``n_{l-1} x n_l``, ``b{l}`` is
+``1 x n_l``, ``y`` holds class indices of shape ``(m,)``. The output layer is one sigmoid
+unit for two classes and a softmax over ``K`` units for ``K > 2`` classes; the forward pass
+returns its *logits* and the cost works from them, which keeps it finite for any finite
+logit. Every function takes the array module ``xp`` (NumPy or CuPy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .activations import ACTIVATIONS, DERIVATIVES, sigmoid
+
+
+def layer_sizes(n_features: int, architecture: Sequence[int], n_classes: int) -> list[int]:
+    """``[n_features, *architecture, n_out]``, with one output unit for two classes.
+
+    Raises:
+        ValueError: Fewer than two classes.
+    """
+    if n_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
+    return [
+        int(n_features),
+        *(int(n) for n in architecture),
+        1 if n_classes == 2 else int(n_classes),
+    ]
+
+
+def n_params(params: dict[str, Any]) -> int:
+    """Number of trainable numbers (weights and biases)."""
+    return int(sum(p.size for p in params.values()))
+
+
+def targets(y: Any, n_out: int, dtype: Any, xp: Any = np) -> Any:
+    """Labels as the output layer's target matrix.
+
+    Args:
+        y: Class indices, shape ``(m,)``.
+        n_out: Output units: 1 (sigmoid) or ``K`` (softmax).
+        dtype: Floating-point type of the result.
+        xp: Array module.
+
+    Returns:
+        ``(m, 1)`` labels for one sigmoid unit, else the ``(m, K)`` one-hot matrix.
+    """
+    y = xp.asarray(y)
+    if n_out == 1:
+        return y.reshape(-1, 1).astype(dtype)
+    T = xp.zeros((y.shape[0], n_out), dtype=dtype)
+    T[xp.arange(y.shape[0]), y] = 1
+    return T
+
+
+def forward(
+    params: dict[str, Any],
+    X: Any,
+    activation: str,
+    keep_probs: Sequence[float] | None = None,
+    mask_rng: Any = None,
+    xp: Any = np,
+) -> tuple[Any, dict[str, Any]]:
+    """Forward pass, with inverted dropout on the hidden layers while training.
+
+    Args:
+        params: ``{"W1", "b1", ..., "WL", "bL"}``.
+        X: Inputs, ``m x n``.
+        activation: Hidden-layer activation, a key of ``ACTIVATIONS``.
+        keep_probs: Keep probability of each hidden layer; ``None`` means no dropout.
+        mask_rng: Source of dropout masks (see ``backend.make_mask_rng``). ``None`` turns
+            dropout off, as at evaluation time; otherwise each call draws fresh masks.
+        xp: Array module.
+
+    Returns:
+        ``(logits, cache)``: logits are ``m x 1`` (two classes) or ``m x K``. The cache
+        holds lists indexed by layer: ``"A"`` (layer inputs as the next layer saw them,
+        ``A[0] = X``), ``"H"`` (hidden activations before dropout), ``"D"`` (dropout masks
+        already divided by keep_prob, or ``None``), plus ``"logits"``.
+    """
+    g = ACTIVATIONS[activation]
+    n_layers = len(params) // 2
+    A = X
+    cache: dict[str, Any] = {"A": [X], "H": [None], "D": [None]}
+    for l in range(1, n_layers):
+        Z = A @ params[f"W{l}"]
+        Z += params[f"b{l}"]
+        H = g(Z, xp, out=Z)  # Z is never needed again: derivatives work from A
+        D = None
+        keep_prob = 1.0 if keep_probs is None else float(keep_probs[l - 1])
+        if mask_rng is not None and keep_prob < 1.0:
+            D = (mask_rng.random(H.shape, dtype=H.dtype) < keep_prob).astype(H.dtype)
+            D *= 1.0 / keep_prob  # inverted dropout: the expected activation is unchanged
+            A = H * D
+        else:
+            A = H
+        cache["A"].append(A)
+        cache["H"].append(H)
+        cache["D"].append(D)
+    logits = A @ params[f"W{n_layers}"]
+    logits += params[f"b{n_layers}"]
+    cache["logits"] = logits
+    return logits, cache
+
+
+def _data_loss(logits: Any, T: Any, xp: Any) -> Any:
+    """Mean cross-entropy from logits, as an ``xp`` scalar; finite for any finite logit."""
+    m = logits.shape[0]
+    if logits.shape[1] == 1:
+        # log(1 + exp(z)) - z*y written so that exp only ever sees -|z|
+        E = xp.exp(-xp.abs(logits))
+        return (xp.maximum(logits, 0) - logits * T + xp.log1p(E)).sum() / m
+    # logsumexp(z) - z_y, shifted by the row maximum so exp never overflows
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    total = xp.exp(shifted).sum(axis=1, keepdims=True)
+    return (xp.log(total).sum() - xp.vdot(shifted.ravel(), T.ravel())) / m
+
+
+def _penalty(params: dict[str, Any], lambd: float, l1: float, m: int, xp: Any) -> Any:
+    """``lambd/(2m) sum ||W||^2 + l1/m sum |W|`` over the weights (never the biases)."""
+    total = 0.0
+    n_layers = len(params) // 2
+    for l in range(1, n_layers + 1):
+        W = params[f"W{l}"]
+        if lambd:
+            total = total + (lambd / (2.0 * m)) * xp.vdot(W.ravel(), W.ravel())
+        if l1:
+            total = total + (l1 / m) * xp.abs(W).sum()
+    return total
+
+
+def _output_proba(logits: Any, xp: Any) -> Any:
+    """Sigmoid of one logit column, or the softmax across ``K`` columns."""
+    if logits.shape[1] == 1:
+        return sigmoid(logits, xp)
+    E = xp.exp(logits - logits.max(axis=1, keepdims=True))
+    E /= E.sum(axis=1, keepdims=True)
+    return E
+
+
+def _loss_and_dlogits(logits: Any, T: Any, xp: Any) -> tuple[Any, Any]:
+    """``_data_loss`` and its gradient with respect to the logits, sharing the exponentials."""
+    m = logits.shape[0]
+    if logits.shape[1] == 1:
+        E = xp.exp(-xp.abs(logits))
+        loss = (xp.maximum(logits, 0) - logits * T + xp.log1p(E)).sum() / m
+        R = 1.0 / (1.0 + E)
+        dZ = xp.where(logits >= 0, R, E * R)
+    else:
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        dZ = xp.exp(shifted)
+        total = dZ.sum(axis=1, keepdims=True)
+        loss = (xp.log(total).sum() - xp.vdot(shifted.ravel(), T.ravel())) / m
+        dZ /= total
+    dZ -= T
+    dZ *= 1.0 / m
+    return loss, dZ
+
+
+def cost(
+    logits: Any,
+    y: Any,
+    params: dict[str, Any],
+    lambd: float,
+    l1: float,
+    n_classes: int,
+    xp: Any = np,
+) -> float:
+    """Cross-entropy of the logits plus the L2 and L1 penalties on the weights.
+
+    Args:
+        logits: Output of ``forward``, ``m x 1`` or ``m x K``.
+        y: Class indices, shape ``(m,)``.
+        params: The network's parameters, for the penalties.
+        lambd: L2 strength: adds ``lambd / (2m) * sum ||W||^2``.
+        l1: L1 strength: adds ``l1 / m * sum |W|``.
+        n_classes: Number of classes ``K``.
+        xp: Array module.
+
+    Returns:
+        The cost as a Python float; huge finite logits give a huge finite cost, silently.
+
+    Raises:
+        ValueError: ``logits`` has the wrong number of columns for ``n_classes``.
+    """
+    n_out = 1 if n_classes == 2 else n_classes
+    if logits.shape[1] != n_out:
+        raise ValueError(f"{n_classes} classes need {n_out} logit column(s), got {logits.shape[1]}")
+    m = logits.shape[0]
+    T = targets(y, n_out, logits.dtype, xp)
+    return float(_data_loss(logits, T, xp) + _penalty(params, lambd, l1, m, xp))
+
+
+def _backward_from_dlogits(
+    params: dict[str, Any],
+    cache: dict[str, Any],
+    dZ: Any,
+    lambd: float,
+    l1: float,
+    activation: str,
+    xp: Any,
+) -> dict[str, Any]:
+    """Backpropagates ``dZ`` (the cost's gradient with respect to the logits)."""
+    derivative = DERIVATIVES[activation]
+    m = cache["A"][0].shape[0]
+    n_layers = len(params) // 2
+    grads: dict[str, Any] = {}
+    for l in range(n_layers, 0, -1):
+        W = params[f"W{l}"]
+        dW = cache["A"][l - 1].T @ dZ
+        if lambd:
+            dW += (lambd / m) * W
+        if l1:
+            dW += (l1 / m) * xp.sign(W)
+        grads[f"dW{l}"] = dW
+        grads[f"db{l}"] = dZ.sum(axis=0, keepdims=True)
+        if l > 1:
+            dA = dZ @ W.T
+            if cache["D"][l - 1] is not None:
+                dA *= cache["D"][l - 1]  # the same mask the forward pass used
+            dA *= derivative(cache["H"][l - 1], xp)
+            dZ = dA
+    return grads
+
+
+def backward(
+    params: dict[str, Any],
+    cache: dict[str, Any],
+    y: Any,
+    lambd: float,
+    l1: float,
+    activation: str,
+    xp: Any = np,
+) -> dict[str, Any]:
+    """Gradients of ``cost`` with respect to every parameter.
+
+    Args:
+        params: The parameters the forward pass used.
+        cache: The cache ``forward`` returned (its dropout masks are applied here).
+        y: Class indices, shape ``(m,)``.
+        lambd: L2 strength; adds ``lambd / m * W`` to each ``dW``.
+        l1: L1 strength; adds ``l1 / m * sign(W)`` to each ``dW``.
+        activation: The hidden activation the forward pass used.
+        xp: Array module.
+
+    Returns:
+        ``{"dW1", "db1", ..., "dWL", "dbL"}``, each shaped like its parameter.
+    """
+    logits = cache["logits"]
+    T = targets(y, logits.shape[1], logits.dtype, xp)
+    _, dZ = _loss_and_dlogits(logits, T, xp)
+    return _backward_from_dlogits(params, cache, dZ, lambd, l1, activation, xp)
+
+
+def _predict_from_logits(logits: Any, xp: Any) -> Any:
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).astype(xp.int64)
+    return logits.argmax(axis=1)
+
+
+def _proba_from_logits(logits: Any, xp: Any) -> Any:
+    P = _output_proba(logits, xp)
+    if P.shape[1] == 1:
+        return xp.concatenate([1.0 - P, P], axis=1)
+    return P
+
+
+def predict_proba(params: dict[str, Any], X: Any, activation: str, xp: Any = np) -> Any:
+    """Class probabilities, ``m x K`` (``[1 - p, p]`` for two classes), dropout off."""
+    logits, _ = forward(params, X, activation, xp=xp)
+    return _proba_from_logits(logits, xp)
+
+
+def predict(params: dict[str, Any], X: Any, activation: str, xp: Any = np) -> Any:
+    """Predicted class indices, shape ``(m,)``, dropout off."""
+    logits, _ = forward(params, X, activation, xp=xp)
+    return _predict_from_logits(logits, xp)
+
+
+def error_rate(params: dict[str, Any], X: Any, y: Any, activation: str, xp: Any = np) -> float:
+    """Fraction of examples whose predicted class is wrong."""
+    return float((predict(params, X, activation, xp) != xp.asarray(y)).mean())
+
+
+__all__ = [
+    "backward",
+    "cost",
+    "error_rate",
+    "forward",
+    "layer_sizes",
+    "n_params",
+    "predict",
+    "predict_proba",
+    "targets",
+]

@@ -1,0 +1,1 @@
+"""sweeper: hyperparameter sweeps for fully-connected networks on Ray, tracked in MLflow."""

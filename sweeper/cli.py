@@ -1,0 +1,201 @@
+"""The ``sweeper`` command line. Commands stay thin; ray and mlflow load inside them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+DEFAULT_MAX_TRIALS = 1000
+
+
+class UserError(click.ClickException):
+    """A mistake in the user's input: printed without a traceback, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: D401 - click's signature
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+def _load(grid: str):
+    """Spec and plan for a grid file; user mistakes become a UserError."""
+    from core.datasets import DatasetError
+
+    from .spec import SpecError, load_spec
+    from .sweep import plan
+
+    try:
+        spec = load_spec(grid)
+    except SpecError as exc:
+        raise UserError(str(exc)) from None
+    for warning in spec.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    try:
+        return plan(spec)
+    except DatasetError as exc:
+        raise UserError(f"{grid}: dataset: {exc}") from None
+
+
+def _trial_lines(the_plan) -> list[str]:
+    width = len(str(len(the_plan.trials)))
+    return [
+        f"{i + 1:>{width}}  {t.digest[:12]}  seed={t.seed}  {t.label()}" for i, t in enumerate(the_plan.trials)
+    ]
+
+
+def _describe(the_plan) -> str:
+    spec, data = the_plan.spec, next(iter(the_plan.data.values()))
+    return (
+        f"'{spec.name}': {len(the_plan.trials)} trials ({spec.n_trials() // max(spec.seeds, 1)} grid points "
+        f"x {spec.seeds} seed(s)); data {data.name}: {len(data.y_train)} train / {len(data.y_dev)} dev / "
+        f"{len(data.y_test)} test, {data.n_features} features, {data.n_classes} classes"
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sweeper")
+def main() -> None:
+    """Hyperparameter sweeps for fully-connected networks, on Ray, tracked in MLflow."""
+
+
+@main.command()
+@click.argument("grid", type=click.Path(dir_okay=False))
+def validate(grid: str) -> None:
+    """Check GRID and list its trials; nothing runs. Every problem is reported at once."""
+    the_plan = _load(grid)
+    click.echo(f"{grid} is valid: {_describe(the_plan)}")
+    for line in _trial_lines(the_plan):
+        click.echo(line)
+
+
+@main.command()
+@click.argument("grid", type=click.Path(dir_okay=False))
+@click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: start a local Ray).")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@click.option("--local", is_flag=True, help="Run trials in this process, without Ray.")
+@click.option("--dry-run", is_flag=True, help="Validate and list the trials; run nothing.")
+@click.option("--yes", "-y", is_flag=True, help=f"Run grids larger than --max-trials.")
+@click.option("--max-trials", default=DEFAULT_MAX_TRIALS, show_default=True, help="Trials allowed without --yes.")
+@click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all).")
+@click.option("--timeout", type=float, default=None, help="Per-trial timeout in seconds (overrides the grid).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpus, timeout, quiet) -> None:
+    """Run every trial of GRID that has no result yet, log it to MLflow and rank it."""
+    from .runner import RunOptions
+    from .sweep import submit as run_sweep
+
+    the_plan = _load(grid)
+    spec = the_plan.spec
+    click.echo(_describe(the_plan))
+    if dry_run:
+        for line in _trial_lines(the_plan):
+            click.echo(line)
+        return
+    if len(the_plan.trials) > max_trials and not yes:
+        raise click.UsageError(
+            f"{grid} expands to {len(the_plan.trials)} trials, over the cap of {max_trials}; "
+            "pass --yes to run them anyway, or --max-trials N"
+        )
+    res = spec.resources
+    options = RunOptions(
+        local=local,
+        address=address,
+        cpus_per_trial=res.cpus_per_trial,
+        gpus_per_trial=res.gpus_per_trial,
+        timeout_s=timeout if timeout is not None else res.timeout_s,
+        max_retries=res.max_retries,
+        num_cpus=num_cpus,
+    )
+    try:
+        outcome = run_sweep(the_plan, options, tracking_uri, echo=click.echo, progress_enabled=not quiet)
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted: running trials were marked KILLED. Submit again to resume.", err=True)
+        sys.exit(130)
+    _print_outcome(outcome)
+    bad = sum(n for status, n in outcome.counts.items() if status in ("failed", "timed_out", "killed"))
+    if bad:
+        sys.exit(1)
+
+
+def _print_outcome(outcome) -> None:
+    from .ranking import format_table
+
+    n = len(outcome.results)
+    if n:
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
+        click.echo(
+            f"\nRan {n} trials ({counts}) in {outcome.wall_seconds:.1f} s: training {outcome.train_seconds:.1f} s, "
+            f"overhead {outcome.overhead_per_trial * 1000:.0f} ms per trial; {outcome.n_skipped} skipped (already done)."
+        )
+        for r in outcome.results:
+            if r.status in ("failed", "timed_out", "diverged"):
+                click.echo(f"  {r.status}: {r.trial.label()}: {(r.reason or '').splitlines()[0]}")
+    for err in outcome.logging_errors:
+        click.echo(f"Warning: could not log {err}", err=True)
+    click.echo("\nLeaderboard (by mean dev error over seeds):")
+    click.echo(format_table(outcome.rows, limit=15))
+    if outcome.rows and outcome.rows[0].rank:
+        best = outcome.rows[0]
+        click.echo(f"\nBest: {best.label}  dev error {best.dev_error:.4f}: {best.verdict} ({best.recipe})")
+    uri = outcome.tracking_uri
+    click.echo(f"\nExperiment '{outcome.experiment}' in {uri}. Browse it with:")
+    click.echo(f"  sweeper ui{'' if uri == 'sqlite:///mlflow.db' else ' --tracking-uri ' + uri}")
+    if uri.startswith("sqlite:"):
+        click.echo(f"  or: mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")
+
+
+@main.command()
+@click.argument("grid", type=click.Path(dir_okay=False))
+@click.option("--examples", default=16, show_default=True, help="Batch size of the check.")
+def gradcheck(grid: str, examples: int) -> None:
+    """Gradient-check every architecture/activation/regularizer combination of GRID."""
+    from .checks import gradient_checks
+
+    the_plan = _load(grid)
+    worst = "fine"
+    for line, verdict in gradient_checks(the_plan, examples):
+        click.echo(line)
+        if verdict == "bug" or (verdict == "look closer" and worst == "fine"):
+            worst = verdict
+    click.echo(f"Overall: {worst}")
+    if worst == "bug":
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 127.0.0.1 keeps it private.")
+@click.option("--port", default=5000, show_default=True)
+def ui(tracking_uri: str | None, host: str, port: int) -> None:
+    """Open MLflow's UI on the sweeps' store."""
+    from .tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if not uri.startswith(("sqlite:", "file:", "postgresql", "mysql")) and "://" in uri:
+        raise UserError(f"{uri} is a tracking server already; open it in a browser instead")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    click.echo(f"MLflow UI on http://{host}:{port}  (Ctrl-C stops it)")
+    os.execv(sys.executable, cmd)
+
+
+@main.command()
+@click.argument("sweep")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def leaderboard(sweep: str, tracking_uri: str | None, fmt: str) -> None:
+    """Rank the trials of SWEEP (a sweep run id, or a grid name for its latest sweep) from MLflow."""
+    from .ranking import FORMATS
+    from .stored import StoredSweepError, load_sweep_rows
+
+    try:
+        rows = load_sweep_rows(sweep, tracking_uri)
+    except StoredSweepError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(FORMATS[fmt](rows))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,137 @@
+"""What one trial produced, and how a worker produces it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.splits import PreparedData
+    from core.train import TrainOutcome
+
+    from .spec import TrialSpec
+
+STATUSES = ("finished", "diverged", "failed", "timed_out", "killed")
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The outcome of one trial, as the driver logs and ranks it.
+
+    Attributes:
+        trial: The trial that ran.
+        status: One of ``STATUSES``.
+        reason: Why it diverged, failed or timed out; None when it finished.
+        outcome: The core's training outcome; None when no training result exists.
+        seconds: Wall time of training alone (the core's own measure).
+        started_ms: Epoch milliseconds when the worker began the trial.
+        ended_ms: Epoch milliseconds when it ended.
+        node: Where it ran, ``host:pid``.
+        extra_tags: More tags for the trial's MLflow run (diagnosis, warnings).
+    """
+
+    trial: "TrialSpec"
+    status: str
+    reason: str | None = None
+    outcome: "TrainOutcome | None" = None
+    seconds: float = 0.0
+    started_ms: int = 0
+    ended_ms: int = 0
+    node: str = ""
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dev_error(self) -> float:
+        """The dev error, NaN when no usable result exists."""
+        if self.outcome is None or self.status not in ("finished",):
+            return float("nan")
+        return float(self.outcome.dev_error)
+
+    @property
+    def train_error(self) -> float:
+        """The training error, NaN when no usable result exists."""
+        if self.outcome is None or self.status not in ("finished",):
+            return float("nan")
+        return float(self.outcome.train_error)
+
+
+def node_name() -> str:
+    """``host:pid`` of this process, for the trial's ``sweeper.node`` tag."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_trial(trial: "TrialSpec", data: "PreparedData", device: str = "cpu") -> TrialResult:
+    """Trains one trial and never raises: a failure becomes a ``failed`` result.
+
+    Args:
+        trial: What to train.
+        data: Training and dev splits (the test set is never sent to workers).
+        device: ``cpu`` for NumPy, ``gpu`` for CuPy.
+    """
+    from core.backend import get_array_module
+    from core.train import train
+
+    started = time.time()
+    try:
+        xp = get_array_module(device)
+        rng = np.random.default_rng(trial.seed)
+        outcome = train(
+            trial.config, data.X_train, data.y_train, data.X_dev, data.y_dev, data.n_classes, rng, xp=xp
+        )
+    except Exception as exc:  # a trial's bug or bad data must not end the sweep
+        ended = time.time()
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return TrialResult(
+            trial,
+            "failed",
+            reason=f"{text}\n{traceback.format_exc(limit=-4)}",
+            seconds=ended - started,
+            started_ms=int(started * 1000),
+            ended_ms=int(ended * 1000),
+            node=node_name(),
+        )
+    ended = time.time()
+    tags = {f"sweeper.warning.{i}": w[:4000] for i, w in enumerate(outcome.warnings)}
+    tags["sweeper.gradient_health"] = outcome.gradient_health
+    return TrialResult(
+        trial,
+        outcome.status,
+        reason=outcome.reason,
+        outcome=outcome,
+        seconds=outcome.seconds,
+        started_ms=int(started * 1000),
+        ended_ms=int(ended * 1000),
+        node=node_name(),
+        extra_tags=tags,
+    )
+
+
+def run_chunk(trials: list["TrialSpec"], data: "PreparedData", device: str, threads: int) -> list[TrialResult]:
+    """Runs several trials in one worker, each with ``threads`` BLAS threads."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=max(1, int(threads))):
+        return [run_trial(t, data, device) for t in trials]
+
+
+def failed_result(trial: "TrialSpec", status: str, reason: str, started: float) -> TrialResult:
+    """A result for a trial that produced nothing (timed out, lost, killed)."""
+    now = time.time()
+    return TrialResult(
+        trial, status, reason=reason, seconds=0.0, started_ms=int(started * 1000), ended_ms=int(now * 1000)
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """Plain-Python form of a value for JSON output."""
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -1,0 +1,233 @@
+"""Runs trials on Ray (one task per trial or per chunk of tiny trials) or in-process.
+
+Results stream back with ``ray.wait`` and are handed to ``on_result`` as they arrive, so
+a crash later loses nothing that was already done. At most one task per free slot is in
+flight: queued work stays on the driver, a task's clock starts close to when it really
+starts (the per-trial timeout stays honest), and the driver's memory does not grow with
+the size of the grid.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+from .results import TrialResult, failed_result, run_chunk
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.splits import PreparedData
+
+    from .spec import TrialSpec
+
+OnResult = Callable[[TrialResult], None]
+OnProgress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to execute a sweep.
+
+    Attributes:
+        local: Run in this process without Ray (tests, debugging).
+        address: Ray cluster address; None starts (or reuses) a local Ray.
+        cpus_per_trial: CPUs each trial holds; also its BLAS thread count.
+        gpus_per_trial: GPUs each trial holds (fractional packs trials on one GPU).
+        timeout_s: Per-trial wall-time limit; None waits forever.
+        max_retries: Times Ray reruns a trial whose worker or node died.
+        chunk_size: Trials per Ray task; None picks one from the grid and cluster size.
+        num_cpus: CPUs of a local Ray started here; None uses all.
+    """
+
+    local: bool = False
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    timeout_s: float | None = None
+    max_retries: int = 2
+    chunk_size: int | None = None
+    num_cpus: int | None = None
+
+    @property
+    def device(self) -> str:
+        return "gpu" if self.gpus_per_trial > 0 else "cpu"
+
+
+def data_key(trial: "TrialSpec") -> tuple[bool, str]:
+    """Which prepared copy of the data a trial trains on: (normalize, dtype)."""
+    return (bool(trial.config.normalize), trial.config.dtype)
+
+
+def execute(
+    trials: Sequence["TrialSpec"],
+    data: Mapping[tuple[bool, str], "PreparedData"],
+    options: RunOptions,
+    on_result: OnResult,
+    on_running: OnProgress | None = None,
+) -> None:
+    """Runs every trial and hands each result to ``on_result`` as soon as it exists.
+
+    Args:
+        trials: The trials to run.
+        data: The prepared splits by ``data_key``; only train and dev reach the workers.
+        options: Where and how to run.
+        on_result: Called on the driver once per trial, in completion order.
+        on_running: Called with the number of trials in flight whenever it changes.
+
+    Raises:
+        KeyboardInterrupt: After reporting every in-flight trial as ``killed``.
+    """
+    if not trials:
+        return
+    data = {key: data[key].without_test() for key in {data_key(t) for t in trials}}
+    if options.local:
+        _execute_local(trials, data, options, on_result, on_running)
+    else:
+        _execute_ray(trials, data, options, on_result, on_running)
+
+
+def _execute_local(trials, data, options, on_result, on_running) -> None:
+    for i, trial in enumerate(trials):
+        if on_running:
+            on_running(1)
+        try:
+            (result,) = run_chunk([trial], data[data_key(trial)], options.device, int(max(1, options.cpus_per_trial)))
+        except KeyboardInterrupt:
+            for t in trials[i:i + 1]:
+                on_result(failed_result(t, "killed", "interrupted by the user (Ctrl-C)", time.time()))
+            raise
+        on_result(result)
+    if on_running:
+        on_running(0)
+
+
+def ensure_ray(options: RunOptions) -> bool:
+    """Connects to the cluster named by the options, or starts a local Ray.
+
+    Returns:
+        True when this call started Ray (the caller shuts it down).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = options.address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=options.num_cpus, **kwargs)
+    return True
+
+
+def _slots(options: RunOptions) -> int:
+    import ray
+
+    res = ray.cluster_resources()
+    slots = int(res.get("CPU", 1) // max(options.cpus_per_trial, 1e-9)) if options.cpus_per_trial > 0 else 10**6
+    if options.gpus_per_trial > 0:
+        slots = min(slots, int(res.get("GPU", 0) // options.gpus_per_trial))
+    return max(1, slots)
+
+
+def _chunk_size(n_trials: int, slots: int, options: RunOptions) -> int:
+    if options.chunk_size:
+        return options.chunk_size
+    if options.timeout_s is not None:
+        return 1  # a timeout ends a whole task; keep it to one trial
+    # Four tasks per slot balance the load; tiny trials share a task to save overhead.
+    return max(1, min(32, n_trials // (4 * slots)))
+
+
+def _execute_ray(trials, data, options, on_result, on_running) -> None:
+    import ray
+
+    started_here = ensure_ray(options)
+    try:
+        slots = _slots(options)
+        size = _chunk_size(len(trials), slots, options)
+        by_key: dict[tuple[bool, str], list] = {}
+        for trial in trials:
+            by_key.setdefault(data_key(trial), []).append(trial)
+        chunks = [
+            group[i:i + size] for group in by_key.values() for i in range(0, len(group), size)
+        ]
+        task = ray.remote(run_chunk).options(
+            num_cpus=options.cpus_per_trial,
+            num_gpus=options.gpus_per_trial,
+            max_retries=options.max_retries,
+            retry_exceptions=False,
+        )
+        refs = {key: ray.put(value) for key, value in data.items()}
+        threads = int(max(1, options.cpus_per_trial))
+
+        def submit(chunk):
+            return task.remote(chunk, refs[data_key(chunk[0])], options.device, threads)
+
+        _stream(chunks, submit, slots, options, on_result, on_running)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _stream(chunks, submit, slots, options, on_result, on_running) -> None:
+    import ray
+
+    pending = list(reversed(chunks))
+    in_flight: dict = {}  # ref -> (chunk, submitted at)
+
+    def running() -> int:
+        return sum(len(c) for c, _ in in_flight.values())
+
+    try:
+        while pending or in_flight:
+            while pending and len(in_flight) < slots:
+                chunk = pending.pop()
+                in_flight[submit(chunk)] = (chunk, time.time())
+            if on_running:
+                on_running(running())
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=_wait_timeout(in_flight, options))
+            for ref in ready:
+                chunk, t0 = in_flight.pop(ref)
+                for result in _collect(ref, chunk, t0):
+                    on_result(result)
+            if options.timeout_s is not None:
+                _expire(in_flight, options.timeout_s, on_result)
+    except KeyboardInterrupt:
+        for ref, (chunk, t0) in in_flight.items():
+            ray.cancel(ref, force=True)
+            for trial in chunk:
+                on_result(failed_result(trial, "killed", "interrupted by the user (Ctrl-C)", t0))
+        raise
+    if on_running:
+        on_running(0)
+
+
+def _wait_timeout(in_flight, options) -> float:
+    if options.timeout_s is None:
+        return 1.0
+    now = time.time()
+    soonest = min(t0 + options.timeout_s * len(c) for c, t0 in in_flight.values())
+    return max(0.05, min(1.0, soonest - now))
+
+
+def _collect(ref, chunk, t0) -> list[TrialResult]:
+    import ray
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as exc:  # the worker or node died past its retries
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return [failed_result(t, "failed", f"lost: {reason}", t0) for t in chunk]
+
+
+def _expire(in_flight, timeout_s, on_result) -> None:
+    import ray
+
+    now = time.time()
+    for ref in [r for r, (c, t0) in in_flight.items() if now - t0 > timeout_s * len(c)]:
+        chunk, t0 = in_flight.pop(ref)
+        ray.cancel(ref, force=True)
+        for trial in chunk:
+            on_result(failed_result(trial, "timed_out", f"exceeded the per-trial timeout of {timeout_s:g} s", t0))

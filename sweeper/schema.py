@@ -1,0 +1,453 @@
+"""What a ``grid.yaml`` may say, stated once as tables of constraints.
+
+Every setting maps to a :class:`Rule`: a few constraints, any one of which a value may
+meet, and an optional note. One template renders every complaint, so each message
+carries the bad value and what is allowed (scikit-learn's ``_parameter_constraints``
+habit). :class:`Checker` walks mappings against these tables and collects
+:class:`Problem` records instead of raising at the first one; :func:`check_dataset` and
+:func:`check_split` check the two sections whose keys depend on each other.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import (
+    ACTIVATION_NAMES,
+    DEFAULTS,
+    DTYPE_NAMES,
+    INITIALIZER_NAMES,
+    OPTIMIZER_NAMES,
+    TRAIN_KEYS,
+)
+from sweeper.yamlload import Problem, format_path, show
+
+Path_ = tuple  # a YAML path: keys (str) and sequence indices (int)
+
+
+def type_name(value: Any) -> str:
+    """``a list``, ``a mapping``, ``a string``: for complaints about the shape of a section."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return show(value)
+
+
+# --------------------------------------------------------------------------- constraints
+
+
+def _finite(v: float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond any float
+        return False
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+@dataclass(frozen=True)
+class Num:
+    """A finite number (never a boolean) within optional bounds; ``integer`` for ints only."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+
+    def accepts(self, v: Any) -> bool:
+        kinds = int if self.integer else (int, float)
+        if isinstance(v, bool) or not isinstance(v, kinds) or not _finite(v):
+            return False
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        return self.high is None or (v < self.high if self.high_open else v <= self.high)
+
+    def describe(self, plural: bool = False) -> str:
+        noun = "integer" if self.integer else "number"
+        if self.high is None and not self.integer:
+            noun = "finite " + noun
+        noun = noun + "s" if plural else ("an " if noun[0] in "aeiou" else "a ") + noun
+        if self.low is not None and self.high is not None:
+            lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{noun} in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
+        if self.low is not None:
+            return f"{noun} {'>' if self.low_open else '>='} {_fmt(self.low)}"
+        return noun
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few names (strings only, so ``true`` never passes for ``"true"``)."""
+
+    options: tuple[str, ...]
+
+    def accepts(self, v: Any) -> bool:
+        return isinstance(v, str) and v in self.options
+
+    def describe(self, plural: bool = False) -> str:
+        return "one of " + ", ".join(repr(o) for o in self.options)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Values of one kind: a test, and how to say it in the singular and the plural."""
+
+    test: Callable[[Any], bool]
+    what: str
+    whats: str = ""
+
+    def accepts(self, v: Any) -> bool:
+        return self.test(v)
+
+    def describe(self, plural: bool = False) -> str:
+        return (self.whats or self.what) if plural else self.what
+
+
+def _plain(v: Any) -> bool:
+    items = v if isinstance(v, list) else [v]
+    return all(isinstance(x, (str, int, float, type(None))) for x in items)
+
+
+NULL = Kind(lambda v: v is None, "null")
+FALSE = Kind(lambda v: v is False, "false")
+BOOL = Kind(lambda v: isinstance(v, bool), "true or false")
+TEXT = Kind(lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string",
+            "non-empty strings")
+MAPPING = Kind(lambda v: isinstance(v, dict), "a mapping", "mappings")
+PLAIN = Kind(_plain, "a number, string, boolean, null or a list of them")
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A list whose items all meet ``item``; non-empty unless ``empty`` is true."""
+
+    item: Any
+    empty: bool = False
+
+    def accepts(self, v: Any) -> bool:
+        return isinstance(v, list) and (self.empty or bool(v)) and all(map(self.item.accepts, v))
+
+    def describe(self, plural: bool = False) -> str:
+        kind = "list" if self.empty else "non-empty list"
+        return f"{kind + 's' if plural else 'a ' + kind} of {self.item.describe(True)}"
+
+
+@dataclass(frozen=True)
+class Fields:
+    """A mapping of known keys, each meeting its own rule (see :meth:`Checker.mapping`)."""
+
+    rules: Mapping[str, Rule]
+    required: tuple[str, ...] = ()
+
+    def accepts(self, v: Any) -> bool:
+        return (
+            isinstance(v, dict)
+            and all(k in self.rules and self.rules[k].accepts(x) for k, x in v.items())
+            and all(k in v for k in self.required)
+        )
+
+    def describe(self, plural: bool = False) -> str:
+        inner = ", ".join(f"{k}: {r.describe()}" for k, r in self.rules.items())
+        return ("mappings" if plural else "a mapping") + " {" + inner + "}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one setting allows: any of ``anyof``; ``note`` adds meaning, ``text`` rewords."""
+
+    anyof: tuple[Any, ...]
+    note: str = ""
+    text: str = ""
+
+    def accepts(self, v: Any) -> bool:
+        return any(c.accepts(v) for c in self.anyof)
+
+    def fields(self) -> Fields | None:
+        return next((c for c in self.anyof if isinstance(c, Fields)), None)
+
+    def describe(self) -> str:
+        text = self.text or " or ".join(c.describe() for c in self.anyof)
+        return f"{text}, {self.note}" if self.note else text
+
+
+def rule(*anyof: Any, note: str = "", text: str = "") -> Rule:
+    return Rule(tuple(anyof), note, text)
+
+
+_PROB = Num(0, 1, low_open=True)
+_POS_INT = Num(1, integer=True)
+_POSITIVE = Num(0, low_open=True)
+_NONNEG = Num(0)
+
+EARLY_STOPPING = Fields(
+    {"patience": rule(_POS_INT), "min_delta": rule(_NONNEG)}, required=("patience",)
+)
+
+# The training settings as a user writes them: ``lambda``, and early stopping as a mapping.
+TRAIN_RULES: dict[str, Rule] = {
+    "architecture": rule(ListOf(_POS_INT), note="the hidden layer sizes"),
+    "activation": rule(OneOf(ACTIVATION_NAMES)),
+    "initializer": rule(OneOf(INITIALIZER_NAMES)),
+    "init_scale": rule(_POSITIVE),
+    "lambda": rule(_NONNEG),
+    "l1": rule(_NONNEG),
+    "keep_prob": rule(_PROB, ListOf(_PROB), text="a number in (0, 1], one for all hidden layers "
+                      "or a list with one per hidden layer"),
+    "optimizer": rule(OneOf(OPTIMIZER_NAMES)),
+    "learning_rate": rule(_POSITIVE),
+    "lr_decay": rule(_NONNEG),
+    "beta1": rule(Num(0, 1, high_open=True)),
+    "beta2": rule(Num(0, 1, high_open=True)),
+    "epsilon": rule(_POSITIVE),
+    "epochs": rule(_POS_INT),
+    "batch_size": rule(_POS_INT, NULL, note="null trains on the full batch"),
+    "early_stopping": rule(EARLY_STOPPING, NULL, FALSE),
+    "divergence_factor": rule(Num(1, low_open=True)),
+    "normalize": rule(BOOL),
+    "dtype": rule(OneOf(DTYPE_NAMES)),
+}
+if set(TRAIN_RULES) != {k.split(".")[0] for k in TRAIN_KEYS}:
+    raise ImportError("sweeper.schema.TRAIN_RULES and core.config.TRAIN_KEYS disagree")
+
+ENSEMBLE_METHODS = ("caruana", "top_k", "none")
+ENSEMBLE_RULES: dict[str, Rule] = {
+    "method": rule(OneOf(ENSEMBLE_METHODS)),
+    "size": rule(_POS_INT, note="the rounds of Caruana selection"),
+    "candidates": rule(_POS_INT, note="the best trials the ensemble may draw from"),
+    "init": rule(_POS_INT, note="the best trials that start a Caruana ensemble"),
+    "k": rule(_POS_INT, note="the trials a top_k ensemble averages"),
+}
+RESOURCE_RULES: dict[str, Rule] = {
+    "cpus_per_trial": rule(_POSITIVE),
+    "gpus_per_trial": rule(_NONNEG, note="fractions share a GPU"),
+    "timeout_s": rule(_POSITIVE, NULL, note="null for no timeout"),
+    "max_retries": rule(Num(0, integer=True)),
+    "allow_cpu_fallback": rule(BOOL),
+}
+SPLIT_RULES: dict[str, Rule] = {
+    part: rule(Num(0, 1, low_open=True, high_open=True)) for part in ("train", "dev", "test")
+}
+# ``dataset``, ``split``, ``grid``, ``fixed`` and ``exclude`` have shapes of their own;
+# their rule here only names the shape, the spec checks the inside.
+TOP_RULES: dict[str, Rule] = {
+    "name": rule(TEXT, note="the MLflow experiment name"),
+    "seed": rule(Num(0, integer=True), note="the root of every random stream"),
+    "seeds": rule(_POS_INT, note="repeats of every grid point"),
+    "baseline_error": rule(Num(0, 1), note="human-level or Bayes error"),
+    "dataset": rule(MAPPING, note="with one of name, path or train/dev/test"),
+    "split": rule(OneOf(("auto",)), Fields(SPLIT_RULES, required=("train", "dev", "test"))),
+    "grid": rule(MAPPING, note="from training settings to lists of candidates"),
+    "fixed": rule(MAPPING, NULL, note="from training settings to one value each"),
+    "exclude": rule(ListOf(MAPPING, empty=True), NULL,
+                    note="partial grid points to leave out"),
+    "ensemble": rule(Fields(ENSEMBLE_RULES)),
+    "resources": rule(Fields(RESOURCE_RULES)),
+}
+TOP_REQUIRED = ("name", "dataset", "grid")
+
+
+def canonical(key: str, value: Any) -> Any:
+    """A valid training value in the one form used for equality, expansion and digests.
+
+    Lists become tuples, ints become floats where the setting is a float (``lambda: 0``
+    and ``lambda: 0.0`` are the same trial), and early stopping becomes
+    ``(("patience", p), ("min_delta", d))`` or ``None``.
+    """
+    if key == "early_stopping":
+        if not value:
+            return None
+        delta = float(value.get("min_delta", DEFAULTS["early_stopping.min_delta"]))
+        return (("patience", int(value["patience"])), ("min_delta", delta))
+    as_float = isinstance(DEFAULTS.get(key), float)
+    if isinstance(value, list):
+        return tuple(float(v) if as_float else v for v in value)
+    if as_float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def plain(value: Any) -> Any:
+    """The inverse of :func:`canonical`'s shapes, for showing: tuples of pairs as dicts."""
+    if isinstance(value, tuple) and value and all(
+        isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value
+    ):
+        return dict(value)
+    return value
+
+
+_FALLBACK_DATASETS = {  # used only when core.datasets cannot be imported
+    "circles": ("n_samples", "noise", "factor"), "moons": ("n_samples", "noise"),
+    "flower": ("n_samples", "noise"), "spiral": ("n_samples", "noise", "classes"),
+    "blobs": ("n_samples", "classes", "n_features", "cluster_std", "center_box"),
+    "digits": (), "breast_cancer": (), "iris": (), "wine": (),
+}
+FILE_TYPES = (".csv", ".npz")
+
+
+def builtin_datasets() -> dict[str, tuple[str, ...]]:
+    """Each built-in dataset's name and the parameters it takes, from ``core.datasets``."""
+    try:
+        from core import datasets
+    except ImportError:
+        return dict(_FALLBACK_DATASETS)
+    return {name: tuple(datasets.dataset_param_names(name)) for name in datasets.DATASETS}
+
+
+# --------------------------------------------------------------------------- the checker
+
+
+class Checker:
+    """Collects problems of one file, placing each on the line the loader recorded."""
+
+    def __init__(self, filename: str, locations: Mapping[Path_, int]):
+        self.filename = filename
+        self.locations = locations
+        self.problems: list[Problem] = []
+
+    def line(self, path: Path_) -> int | None:
+        """The line of ``path``, or of its nearest ancestor the loader saw."""
+        path = tuple(path)
+        while path:
+            if path in self.locations:
+                return self.locations[path]
+            path = path[:-1]
+        return self.locations.get(())
+
+    def add(self, path: Path_, message: str, line: int | None = None) -> None:
+        where = line if line is not None else self.line(path)
+        self.problems.append(Problem(self.filename, format_path(path), where, message))
+
+    def bad(self, path: Path_, value: Any, name: str, rule_: Rule) -> None:
+        """The one message template: the bad value, then what is allowed."""
+        names = [o for c in rule_.anyof if isinstance(c, OneOf) for o in c.options]
+        close = difflib.get_close_matches(value, names, n=1) if isinstance(value, str) else []
+        hint = f"; did you mean {close[0]}?" if close else ""
+        self.add(path, f"got {show(value)}; {name} must be {rule_.describe()}{hint}")
+
+    def unknown(
+        self, path: Path_, key: Any, allowed: Iterable[str], what: str = "unknown key"
+    ) -> None:
+        """A key that is not allowed here, with the closest allowed one as a suggestion."""
+        allowed = [str(a) for a in allowed]
+        close = difflib.get_close_matches(key, allowed, n=1) if isinstance(key, str) else []
+        hint = f"did you mean {close[0]}?" if close else f"allowed: {', '.join(allowed)}"
+        self.add(path, f"{what} {show(key)}; {hint}")
+
+    def value(self, path: Path_, value: Any, name: str, rule_: Rule) -> bool:
+        """Checks one value; a mapping rule recurses into its fields. True when valid."""
+        fields = rule_.fields()
+        if fields is not None and isinstance(value, dict):
+            before = len(self.problems)
+            self.mapping(path, value, fields.rules, fields.required)
+            return len(self.problems) == before
+        if rule_.accepts(value):
+            return True
+        self.bad(path, value, name, rule_)
+        return False
+
+    def mapping(
+        self,
+        path: Path_,
+        data: Mapping[Any, Any],
+        rules: Mapping[str, Rule],
+        required: Iterable[str] = (),
+        extra_keys: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Checks a mapping against a table; returns its valid entries.
+
+        Keys in ``extra_keys`` are allowed and returned unchecked, for the caller.
+        """
+        extra = set(extra_keys)
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in extra:
+                out[key] = value
+            elif key not in rules:
+                self.unknown((*path, key), key, [*rules, *extra_keys])
+            elif self.value((*path, key), value, key, rules[key]):
+                out[key] = value
+        for key in required:
+            if key not in data:
+                self.add((*path, key), f"required key {key} is missing; {key} must be "
+                         f"{rules[key].describe() if key in rules else 'given'}")
+        return out
+
+
+def check_dataset(ck: Checker, data: Any, base_dir: Path) -> Any:
+    """``dataset``: exactly one source; file paths resolved against ``base_dir``.
+
+    Returns:
+        The section's valid entries, files as absolute paths, lists as tuples; or
+        ``None`` when it has problems.
+    """
+    if not isinstance(data, dict):
+        return None  # missing or not a mapping: the top-level check said so
+    before = len(ck.problems)
+    files = [k for k in ("train", "dev", "test") if k in data]
+    sources = [k for k in ("name", "path") if k in data] + (["train/dev/test"] if files else [])
+    if len(sources) != 1:
+        got = " and ".join(sources) if sources else f"keys {', '.join(map(str, data)) or 'none'}"
+        ck.add(("dataset",), f"got {got}; dataset must give exactly one of name (a built-in), "
+               "path (one .csv or .npz file) or train, dev and test (three files)")
+        return None
+    if sources == ["name"]:
+        catalogue = builtin_datasets()
+        params = catalogue.get(data["name"]) if isinstance(data["name"], str) else None
+        rules = {"name": rule(OneOf(tuple(catalogue)))}
+        rules.update({p: rule(PLAIN) for p in params or ()})
+        others = [k for k in data if k != "name"] if params is None else ()
+        out = ck.mapping(("dataset",), data, rules, extra_keys=others)
+    else:
+        keys = ("path",) if sources == ["path"] else ("train", "dev", "test")
+        rules = {k: rule(TEXT, note="a .csv or .npz file") for k in keys}
+        rules["target"] = rule(TEXT, note="the label column")
+        out = ck.mapping(("dataset",), data, rules, required=(*keys, "target"))
+        for key in keys:
+            if key in out:
+                out[key] = _data_file(ck, key, out[key], base_dir)
+    if len(ck.problems) > before:
+        return None
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in out.items()}
+
+
+def _data_file(ck: Checker, key: str, value: str, base_dir: Path) -> str:
+    resolved = Path(value).expanduser()
+    resolved = (resolved if resolved.is_absolute() else base_dir / resolved).resolve()
+    if resolved.suffix.lower() not in FILE_TYPES:
+        ck.add(("dataset", key), f"got {show(value)}; {key} must be a .csv or .npz file")
+    elif not resolved.is_file():
+        ck.add(("dataset", key), f"got {show(value)}, but there is no file {resolved}; {key} "
+               "must name an existing .csv or .npz file, relative to the grid file's folder")
+    return str(resolved)
+
+
+def check_split(ck: Checker, value: Any, dataset: Mapping[str, Any] | None) -> Any:
+    """``split``: ``"auto"`` or train/dev/test fractions summing to 1, as a tuple."""
+    if not isinstance(value, dict) or not SPLIT_RULES.keys() <= value.keys():
+        return "auto"  # valid "auto", or a problem the top-level check reported
+    parts = tuple(value[k] for k in ("train", "dev", "test"))
+    if not all(SPLIT_RULES["train"].accepts(p) for p in parts):
+        return "auto"
+    if abs(sum(parts) - 1.0) > 1e-9:
+        ck.add(("split",), f"got {show(value)} (sum {sum(parts):g}); the train, dev and test "
+               "fractions must sum to 1")
+    if dataset is not None and "train" in dataset:
+        ck.add(("split",), f"got {show(value)}; split must be auto (or left out) when the "
+               "dataset gives train, dev and test files")
+    return tuple(float(p) for p in parts)
+
+
+__all__ = [
+    "ENSEMBLE_METHODS", "ENSEMBLE_RULES", "RESOURCE_RULES", "SPLIT_RULES", "TOP_REQUIRED",
+    "TOP_RULES", "TRAIN_RULES", "Checker", "Fields", "Kind", "ListOf", "Num", "OneOf", "Rule",
+    "builtin_datasets", "canonical", "check_dataset", "check_split", "plain", "rule",
+]

@@ -1,0 +1,314 @@
+"""MLflow tracking: one parent run per submission, one nested child run per trial.
+
+Everything is logged from the driver, in batches: one ``log_batch`` carries a trial's
+params, tags, final metrics and (thinned) history, because one MLflow call per metric
+costs seconds per run on a tracking server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ranking import Entry
+    from .results import TrialResult
+    from .spec import SweepSpec
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+HISTORY_POINTS = 300
+"""Most points kept per history metric; longer histories are thinned evenly."""
+
+KIND_TAG = "sweeper.kind"
+DIGEST_TAG = "sweeper.digest"
+STATUS_TAG = "sweeper.status"
+SWEEP_TAG = "sweeper.sweep"
+PARENT_TAG = "mlflow.parentRunId"
+
+# A trial whose digest has a run with one of these statuses is not trained again: both
+# are deterministic outcomes of the configuration. failed and timed_out runs are retried.
+COMPLETE_STATUSES = ("finished", "diverged")
+_MLFLOW_STATUS = {
+    "finished": "FINISHED",
+    "diverged": "FAILED",
+    "failed": "FAILED",
+    "timed_out": "FAILED",
+    "killed": "KILLED",
+}
+_BATCH_LIMIT = 1000  # MLflow's cap on metrics + params + tags in one log_batch
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The tracking URI to use: the argument, else ``MLFLOW_TRACKING_URI``, else ./mlflow.db."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _artifact_root(tracking_uri: str) -> str | None:
+    """Artifacts beside a local sqlite store, so that `mlflow ui` on that store finds them."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None  # a tracking server or other store chooses its own artifact root
+    db = Path(tracking_uri[len("sqlite:///"):]).resolve()
+    return (db.parent / "mlartifacts").as_uri()
+
+
+def thin_steps(n: int, keep: int = HISTORY_POINTS, must: Iterable[int] = ()) -> list[int]:
+    """Evenly spaced step indices of a history of ``n`` points, first and last included.
+
+    Args:
+        n: History length.
+        keep: Most indices to return (plus any in ``must``).
+        must: Indices always kept, such as the best epoch.
+    """
+    if n <= keep:
+        return list(range(n))
+    steps = {int(round(i * (n - 1) / (keep - 1))) for i in range(keep)}
+    steps.update(i for i in must if 0 <= i < n)
+    return sorted(steps)
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def param_strings(params: dict[str, Any]) -> dict[str, str]:
+    """Params as MLflow stores them (strings; lists as JSON)."""
+    return {k: _param_value(v) for k, v in params.items()}
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value))
+    if value is None:
+        return "null"
+    return str(value)
+
+
+class Tracker:
+    """Writes a sweep to MLflow and reads back what an experiment already holds.
+
+    Args:
+        tracking_uri: MLflow tracking URI; None means ``MLFLOW_TRACKING_URI`` or ./mlflow.db.
+        experiment_name: The grid's ``name``.
+    """
+
+    def __init__(self, tracking_uri: str | None, experiment_name: str):
+        from mlflow import MlflowClient
+
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.experiment_name = experiment_name
+        self.experiment_id = self._experiment(experiment_name)
+
+    def _experiment(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+        return self.client.create_experiment(name, artifact_location=_experiment_location(self.tracking_uri, name))
+
+    # -- reading ---------------------------------------------------------------------
+
+    def search(self, filter_string: str, order_by: Sequence[str] | None = None) -> Iterator[Any]:
+        """Every run of the experiment that matches, page by page."""
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string, max_results=1000, order_by=order_by, page_token=token
+            )
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def completed_digests(self) -> dict[str, str]:
+        """Digest -> run id of every trial with a complete result (finished or diverged)."""
+        done: dict[str, str] = {}
+        for run in self.search(f"tags.`{KIND_TAG}` = 'trial'"):
+            tags = run.data.tags
+            if tags.get(STATUS_TAG) in COMPLETE_STATUSES and run.info.status == _MLFLOW_STATUS[tags[STATUS_TAG]]:
+                done.setdefault(tags.get(DIGEST_TAG, ""), run.info.run_id)
+        return done
+
+    def mark_stale_running(self) -> int:
+        """Marks RUNNING runs left by a driver that died as KILLED; returns how many."""
+        n = 0
+        for run in self.search("attributes.status = 'RUNNING'"):
+            if run.data.tags.get(KIND_TAG) in ("trial", "sweep"):
+                self.client.set_tag(run.info.run_id, STATUS_TAG, "killed")
+                self.client.set_terminated(run.info.run_id, "KILLED")
+                n += 1
+        return n
+
+    def trial_entries(self, digests: Iterable[str]) -> list["Entry"]:
+        """Ranking entries for the given digests, one per digest, from the stored runs.
+
+        Where a digest has several runs (a failed try, then a finished one), the
+        complete one wins, then the latest.
+        """
+        wanted = set(digests)
+        best: dict[str, Any] = {}
+        for run in self.search(f"tags.`{KIND_TAG}` = 'trial'"):
+            digest = run.data.tags.get(DIGEST_TAG)
+            if digest not in wanted:
+                continue
+            if digest not in best or _preference(run) > _preference(best[digest]):
+                best[digest] = run
+        return [entry_from_run(run) for run in best.values()]
+
+    # -- writing ---------------------------------------------------------------------
+
+    def start_sweep(self, spec: "SweepSpec", n_trials: int, n_skipped: int, extra: dict[str, Any]) -> str:
+        """Opens the parent run of one submission and logs the grid file on it."""
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={KIND_TAG: "sweep", "mlflow.source.name": str(spec.path or "grid.yaml")},
+            run_name=f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        )
+        run_id = run.info.run_id
+        params = {
+            "seed": spec.seed,
+            "seeds": spec.seeds,
+            "baseline_error": spec.baseline_error,
+            "dataset": json.dumps(dict(spec.dataset), default=str),
+            "split": _param_value(spec.split),
+            "n_trials": n_trials,
+            "n_skipped": n_skipped,
+            **extra,
+        }
+        self._log_batch(run_id, params=params)
+        self.client.log_text(run_id, spec.text, Path(spec.path).name if spec.path else "grid.yaml")
+        return run_id
+
+    def log_trial(self, sweep_run_id: str, result: "TrialResult") -> str:
+        """Writes one trial as a nested child run, terminated with its outcome."""
+        trial = result.trial
+        tags = {
+            PARENT_TAG: sweep_run_id,
+            SWEEP_TAG: sweep_run_id,
+            KIND_TAG: "trial",
+            DIGEST_TAG: trial.digest,
+            STATUS_TAG: result.status,
+        }
+        if result.reason:
+            tags["sweeper.reason"] = result.reason[:4000]
+        if result.node:
+            tags["sweeper.node"] = result.node
+        tags.update(result.extra_tags)
+        run = self.client.create_run(
+            self.experiment_id, start_time=result.started_ms, tags=tags, run_name=trial.label()
+        )
+        run_id = run.info.run_id
+        params = param_strings(trial.params())
+        metrics = list(_trial_metrics(result))
+        self._log_batch(run_id, params=params, metrics=metrics)
+        if result.outcome is not None:
+            self._log_weights(run_id, result)
+        self.client.set_terminated(run_id, _MLFLOW_STATUS[result.status], end_time=result.ended_ms)
+        return run_id
+
+    def finish_sweep(self, run_id: str, status: str, metrics: dict[str, float], files: dict[str, str]) -> None:
+        """Logs the sweep's summary metrics and text files and closes the parent run."""
+        now = int(time.time() * 1000)
+        from mlflow.entities import Metric
+
+        ms = [Metric(k, v, now, 0) for k, v in metrics.items() if _finite(v) is not None]
+        if ms:
+            self.client.log_batch(run_id, metrics=ms)
+        for name, text in files.items():
+            self.client.log_text(run_id, text, name)
+        self.client.set_terminated(run_id, status)
+
+    def _log_weights(self, run_id: str, result: "TrialResult") -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **result.outcome.params)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "weights.npz"
+            path.write_bytes(buf.getvalue())
+            self.client.log_artifact(run_id, str(path))
+
+    def _log_batch(self, run_id: str, params: dict[str, Any] | None = None, metrics: Sequence[Any] = ()) -> None:
+        from mlflow.entities import Param
+
+        ps = [Param(k, _param_value(v)) for k, v in (params or {}).items()]
+        room = _BATCH_LIMIT - len(ps)
+        self.client.log_batch(run_id, metrics=list(metrics[:room]), params=ps, synchronous=True)
+        for i in range(room, len(metrics), _BATCH_LIMIT):
+            self.client.log_batch(run_id, metrics=list(metrics[i : i + _BATCH_LIMIT]), synchronous=True)
+
+
+def _preference(run: Any) -> tuple[bool, int]:
+    complete = run.data.tags.get(STATUS_TAG) in COMPLETE_STATUSES
+    return (complete, run.info.start_time or 0)
+
+
+def entry_from_run(run: Any) -> "Entry":
+    """A ranking entry from a stored trial run."""
+    from .ranking import Entry, group_key
+
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    return Entry(
+        run_id=run.info.run_id,
+        digest=tags.get(DIGEST_TAG, ""),
+        label=tags.get("mlflow.runName", run.info.run_name or ""),
+        group=group_key(params),
+        status=tags.get(STATUS_TAG, "failed"),
+        train_error=float(metrics.get("train_error", float("nan"))),
+        dev_error=float(metrics.get("dev_error", float("nan"))),
+        n_params=int(metrics.get("n_params", 0)),
+        seed=int(params.get("seed", 0)),
+    )
+
+
+def _experiment_location(tracking_uri: str, name: str) -> str | None:
+    root = _artifact_root(tracking_uri)
+    if root is None:
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return f"{root}/{safe}"
+
+
+def _trial_metrics(result: "TrialResult") -> Iterator[Any]:
+    """History with the epoch as step, then the final values.
+
+    Finals share keys with the history (``dev_error``) and are logged one step past the
+    last epoch, so MLflow's latest value of a key is the final one (the restored best
+    weights' under early stopping) and the curve stays browsable in the UI.
+    """
+    from mlflow.entities import Metric
+
+    ts = result.ended_ms
+    out = result.outcome
+    finals: dict[str, Any] = {"train_seconds": result.seconds}
+    last = 0
+    if out is not None:
+        last = out.epochs_run
+        for key, series in out.history.items():
+            for step in thin_steps(len(series), must=(out.best_epoch,)):
+                value = _finite(series[step])
+                if value is not None:
+                    yield Metric(key, value, ts, step)
+        finals.update(
+            train_error=out.train_error,
+            dev_error=out.dev_error,
+            train_cost=out.train_cost,
+            n_params=out.n_params,
+            best_epoch=out.best_epoch,
+            epochs_run=out.epochs_run,
+        )
+    for key, value in finals.items():
+        value = _finite(value)
+        if value is not None:
+            yield Metric(key, value, ts, last)

@@ -1,0 +1,99 @@
+"""A real sweep: real local Ray, real sqlite MLflow store, the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from sweeper.cli import main
+
+GRID = """\
+name: e2e
+seed: 7
+dataset: {name: moons, n_samples: 200, noise: 0.2}
+grid:
+  lambda: [0, 0.1]
+  initializer: [he, xavier]
+fixed:
+  architecture: [8, 4]
+  optimizer: adam
+  learning_rate: 0.01
+  epochs: 20
+"""
+
+
+def _runs(uri: str, kind: str):
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("e2e")
+    return client, client.search_runs([exp.experiment_id], f"tags.`sweeper.kind` = '{kind}'", max_results=1000)
+
+
+@pytest.fixture
+def submitted(ray_local, write_grid, tracking_uri):
+    grid = write_grid(GRID)
+    result = CliRunner().invoke(main, ["submit", str(grid), "--tracking-uri", tracking_uri, "--quiet"])
+    assert result.exit_code == 0, result.output
+    return grid, result
+
+
+def test_submit_logs_every_trial_as_a_nested_run(submitted, tracking_uri):
+    _, result = submitted
+    client, sweeps = _runs(tracking_uri, "sweep")
+    _, trials = _runs(tracking_uri, "trial")
+    assert len(sweeps) == 1 and len(trials) == 4
+    parent = sweeps[0].info.run_id
+    for run in trials:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent
+        assert run.data.tags["sweeper.status"] == "finished"
+        assert len(run.data.tags["sweeper.digest"]) == 64
+        for key in ("lambda", "keep_prob", "initializer", "architecture", "optimizer", "seed"):
+            assert key in run.data.params
+        for key in ("train_error", "dev_error", "train_seconds", "n_params"):
+            assert key in run.data.metrics
+        assert not any(k.startswith("test") for k in run.data.metrics)
+        history = client.get_metric_history(run.info.run_id, "cost")
+        assert len(history) == 20 and sorted(m.step for m in history) == list(range(20))
+        artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+        assert "weights.npz" in artifacts
+    assert json.loads(client.get_run(parent).data.params["n_trials"]) == 4
+    assert "Leaderboard" in result.output and "sweeper ui" in result.output
+
+
+def test_weights_artifact_loads_without_pickle(submitted, tracking_uri, tmp_path):
+    client, trials = _runs(tracking_uri, "trial")
+    path = client.download_artifacts(trials[0].info.run_id, "weights.npz", str(tmp_path))
+    with np.load(path, allow_pickle=False) as weights:
+        assert {"W1", "b1", "W2", "b2", "W3", "b3"} <= set(weights.files)
+        assert weights["W1"].shape == (2, 8)
+
+
+def test_resubmitting_skips_finished_trials(submitted, tracking_uri):
+    grid, _ = submitted
+    again = CliRunner().invoke(main, ["submit", str(grid), "--tracking-uri", tracking_uri, "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert "nothing to train" in again.output
+    _, trials = _runs(tracking_uri, "trial")
+    assert len(trials) == 4
+    assert "Leaderboard" in again.output
+
+
+def test_growing_a_grid_trains_only_the_new_points(submitted, tracking_uri):
+    grid, _ = submitted
+    grid.write_text(GRID.replace("lambda: [0, 0.1]", "lambda: [0, 0.1, 1.0]"))
+    grown = CliRunner().invoke(main, ["submit", str(grid), "--tracking-uri", tracking_uri, "--quiet"])
+    assert grown.exit_code == 0, grown.output
+    assert "4 of 6 trials already have results" in grown.output
+    _, trials = _runs(tracking_uri, "trial")
+    assert len(trials) == 6
+    assert len({r.data.tags["sweeper.digest"] for r in trials}) == 6
+    board = CliRunner().invoke(main, ["leaderboard", "e2e", "--tracking-uri", tracking_uri, "--format", "json"])
+    assert board.exit_code == 0, board.output
+    rows = json.loads(board.output)
+    assert len(rows) == 6
+    devs = [r["dev_error"] for r in rows]
+    assert devs == sorted(devs)
