@@ -324,7 +324,10 @@ class Checker:
 
     def add(self, path: Path_, message: str, line: int | None = None) -> None:
         where = line if line is not None else self.line(path)
-        self.problems.append(Problem(self.filename, format_path(path), where, message))
+        shown = format_path(path)
+        if any(p.path == shown for p in self.problems):
+            return  # the loader already reported this value (a refused tag read as null)
+        self.problems.append(Problem(self.filename, shown, where, message))
 
     def bad(self, path: Path_, value: Any, name: str, rule_: Rule) -> None:
         """The one message template: the bad value, then what is allowed."""

@@ -306,11 +306,13 @@ def parse_spec(
     Raises:
         SpecError: Every problem found, at once.
     """
+    yaml_problems: list[Problem] = []
     try:
-        data, locations = load_yaml(text, filename)
+        data, locations = load_yaml(text, filename, recoverable=yaml_problems)
     except YamlError as exc:
         raise SpecError(exc.problems) from None
     ck = Checker(filename, locations)
+    ck.problems.extend(yaml_problems)
     if not isinstance(data, dict):
         what = "nothing (the file is empty)" if data is None else type_name(data)
         ck.add((), f"got {what}; a grid file must be a mapping with keys {', '.join(TOP_RULES)} "

@@ -225,7 +225,12 @@ class _Builder:
 
 
 def load_yaml(
-    text: str, filename: str, *, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_NODES
+    text: str,
+    filename: str,
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_nodes: int = MAX_NODES,
+    recoverable: list[Problem] | None = None,
 ) -> tuple[Any, Locations]:
     """Reads one YAML document safely.
 
@@ -234,6 +239,9 @@ def load_yaml(
         filename: How problems name the file.
         max_bytes: Larger texts are refused before parsing.
         max_nodes: The most values the document may hold, aliases expanded.
+        recoverable: When given, problems that leave a usable document (a duplicate key,
+            whose first value is kept; a refused tag, read as null) are appended here
+            instead of raised, so the caller can report them with its own.
 
     Returns:
         ``(data, locations)``: plain dicts, lists and scalars (``None`` for an empty
@@ -267,7 +275,9 @@ def load_yaml(
     finally:
         loader.dispose()
     if builder.problems:
-        raise YamlError(builder.problems)
+        if recoverable is None:
+            raise YamlError(builder.problems)
+        recoverable.extend(builder.problems)
     return data, locations
 
 

@@ -1,0 +1,105 @@
+"""The command line as a user types it."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from sweeper.cli import main
+
+SMALL = """\
+name: cli
+seed: 3
+dataset: {name: blobs, n_samples: 150, classes: 3}
+grid:
+  lambda: [0, 0.05]
+  activation: [relu, tanh]
+fixed:
+  architecture: [6]
+  epochs: 5
+"""
+
+
+def test_validate_lists_trials(write_grid):
+    result = CliRunner().invoke(main, ["validate", str(write_grid(SMALL))])
+    assert result.exit_code == 0, result.output
+    assert "4 trials" in result.output
+    assert result.output.count("activation=") == 4
+
+
+def test_bad_grid_exits_2_with_every_problem_and_no_traceback(write_grid):
+    bad = SMALL.replace("lambda: [0, 0.05]", "lambda: [-1, 0.05]\n  keep_prb: [0.5]").replace("epochs: 5", "epochs: 0")
+    result = CliRunner().invoke(main, ["validate", str(write_grid(bad))])
+    assert result.exit_code == 2
+    out = result.output
+    assert "Traceback" not in out
+    assert "grid.lambda[0]" in out and "-1" in out
+    assert "keep_prb" in out and "did you mean keep_prob" in out
+    assert "fixed.epochs" in out
+    assert "grid.yaml:5" in out  # the line of lambda's first value
+
+
+def test_missing_dataset_file_is_a_clear_error(write_grid):
+    grid = write_grid(SMALL.replace("{name: blobs, n_samples: 150, classes: 3}", "{path: nowhere.csv, target: y}"))
+    result = CliRunner().invoke(main, ["submit", str(grid), "--dry-run"])
+    assert result.exit_code == 2
+    assert "nowhere.csv" in result.output and "Traceback" not in result.output
+
+
+def test_dry_run_runs_nothing(write_grid, tracking_uri, tmp_path):
+    result = CliRunner().invoke(main, ["submit", str(write_grid(SMALL)), "--dry-run", "--tracking-uri", tracking_uri])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("lambda=") == 4
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_trial_cap_needs_yes(write_grid, tracking_uri):
+    result = CliRunner().invoke(main, ["submit", str(write_grid(SMALL)), "--max-trials", "3", "--tracking-uri", tracking_uri])
+    assert result.exit_code == 2
+    assert "--yes" in result.output
+
+
+def test_gradcheck_checks_each_structural_combination(write_grid):
+    result = CliRunner().invoke(main, ["gradcheck", str(write_grid(SMALL))])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "activation=" in line]
+    assert len(lines) == 4
+    assert all(" fine " in line for line in lines)
+    assert "Overall: fine" in result.output
+
+
+def test_local_mode_and_ray_give_bitwise_identical_metrics(ray_local, write_grid, tmp_path):
+    grid = str(write_grid(SMALL))
+    metrics = {}
+    for mode in ("local", "ray"):
+        uri = f"sqlite:///{tmp_path / mode}.db"
+        args = ["submit", grid, "--tracking-uri", uri, "--quiet"] + (["--local"] if mode == "local" else [])
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name("cli")
+        runs = client.search_runs([exp.experiment_id], "tags.`sweeper.kind` = 'trial'")
+        metrics[mode] = {
+            r.data.tags["sweeper.digest"]: (r.data.metrics["dev_error"], r.data.metrics["train_cost"]) for r in runs
+        }
+    assert len(metrics["local"]) == 4
+    assert metrics["local"] == metrics["ray"]
+
+
+def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(write_grid, tracking_uri):
+    grid = write_grid(SMALL.replace("lambda: [0, 0.05]", "learning_rate: [0.01, 1.0e+6]").replace("activation: [relu, tanh]", "optimizer: [gd]"))
+    result = CliRunner().invoke(main, ["submit", str(grid), "--local", "--tracking-uri", tracking_uri, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "diverged" in result.output
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name("cli")
+    runs = client.search_runs([exp.experiment_id], "tags.`sweeper.kind` = 'trial'")
+    status = sorted(r.data.tags["sweeper.status"] for r in runs)
+    assert status == ["diverged", "finished"]
+    diverged = next(r for r in runs if r.data.tags["sweeper.status"] == "diverged")
+    assert diverged.info.status == "FAILED" and diverged.data.tags["sweeper.reason"]
+    board = CliRunner().invoke(main, ["leaderboard", "cli", "--tracking-uri", tracking_uri, "--format", "json"])
+    rows = json.loads(board.output)
+    assert [r["status"] for r in rows] == ["finished", "diverged"]
