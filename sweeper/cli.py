@@ -84,7 +84,7 @@ def validate(grid: str) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpus, timeout, quiet) -> None:
     """Run every trial of GRID that has no result yet, log it to MLflow and rank it."""
-    from .runner import RunOptions
+    from .runner import NoGpuError, RunOptions
     from .sweep import submit as run_sweep
 
     the_plan = _load(grid)
@@ -108,9 +108,14 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
         timeout_s=timeout if timeout is not None else res.timeout_s,
         max_retries=res.max_retries,
         num_cpus=num_cpus,
+        allow_cpu_fallback=res.allow_cpu_fallback,
     )
     try:
         outcome = run_sweep(the_plan, options, tracking_uri, echo=click.echo, progress_enabled=not quiet)
+    except NoGpuError as exc:
+        raise UserError(f"{grid}: {exc}") from None
+    except ConnectionError as exc:
+        raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
     except KeyboardInterrupt:
         click.echo("\nInterrupted: running trials were marked KILLED. Submit again to resume.", err=True)
         sys.exit(130)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -62,8 +63,16 @@ class TrialResult:
 
 
 def node_name() -> str:
-    """``host:pid`` of this process, for the trial's ``sweeper.node`` tag."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Where this process runs, for the trial's ``sweeper.node`` tag.
+
+    ``host:pid``, plus ``:<ray node id>`` inside a Ray worker, so trials on several Ray
+    nodes of one machine (``ray.cluster_utils.Cluster``) are told apart.
+    """
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    ray = sys.modules.get("ray")  # never import Ray just to ask
+    if ray is not None and ray.is_initialized():
+        name += f":{ray.get_runtime_context().get_node_id()}"
+    return name
 
 
 def run_trial(trial: "TrialSpec", data: "PreparedData", device: str = "cpu") -> TrialResult:

@@ -9,7 +9,9 @@ the size of the grid.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
@@ -38,6 +40,7 @@ class RunOptions:
         max_retries: Times Ray reruns a trial whose worker or node died.
         chunk_size: Trials per Ray task; None picks one from the grid and cluster size.
         num_cpus: CPUs of a local Ray started here; None uses all.
+        allow_cpu_fallback: Without a GPU, run GPU trials on CPU instead of stopping.
     """
 
     local: bool = False
@@ -48,10 +51,44 @@ class RunOptions:
     max_retries: int = 2
     chunk_size: int | None = None
     num_cpus: int | None = None
+    allow_cpu_fallback: bool = False
 
     @property
     def device(self) -> str:
         return "gpu" if self.gpus_per_trial > 0 else "cpu"
+
+
+class NoGpuError(RuntimeError):
+    """GPU trials were asked for where no GPU exists, and CPU fallback was not allowed."""
+
+
+def resolve_device(options: RunOptions, echo: Callable[[str], None] | None = None) -> RunOptions:
+    """Checks that GPU trials can get a GPU; falls back to CPU only where allowed.
+
+    Raises:
+        NoGpuError: No GPU, and ``resources.allow_cpu_fallback`` is false.
+    """
+    if options.gpus_per_trial <= 0:
+        return options
+    if options.local:
+        from core.backend import cupy_available
+
+        where, found = "this machine (CuPy with a CUDA device)", cupy_available()
+    else:
+        import ray
+
+        where, found = "the Ray cluster", ray.cluster_resources().get("GPU", 0) > 0
+    if found:
+        return options
+    message = f"resources.gpus_per_trial is {options.gpus_per_trial:g}, but {where} has no GPU"
+    if not options.allow_cpu_fallback:
+        raise NoGpuError(f"{message}; set resources.allow_cpu_fallback: true to run on CPU instead")
+    (echo or _stderr)(f"Warning: {message}; running every trial on CPU (resources.allow_cpu_fallback is true).")
+    return dataclasses.replace(options, gpus_per_trial=0.0)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def data_key(trial: "TrialSpec") -> tuple[bool, str]:
@@ -88,6 +125,7 @@ def execute(
 
 
 def _execute_local(trials, data, options, on_result, on_running) -> None:
+    options = resolve_device(options)
     for i, trial in enumerate(trials):
         if on_running:
             on_running(1)
@@ -115,10 +153,20 @@ def ensure_ray(options: RunOptions) -> bool:
     address = options.address or os.environ.get("RAY_ADDRESS") or None
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     if address:
-        ray.init(address=address, **kwargs)
+        # Ship this driver's own core/ and sweeper/ to the cluster's workers, so they run
+        # the code that planned the sweep; their dependencies come from the node's image.
+        ray.init(address=address, runtime_env={"py_modules": _own_packages()}, **kwargs)
     else:
         ray.init(num_cpus=options.num_cpus, **kwargs)
     return True
+
+
+def _own_packages() -> list[str]:
+    import core
+
+    from . import __file__ as sweeper_init
+
+    return [os.path.dirname(core.__file__), os.path.dirname(sweeper_init)]
 
 
 def _slots(options: RunOptions) -> int:
@@ -145,6 +193,7 @@ def _execute_ray(trials, data, options, on_result, on_running) -> None:
 
     started_here = ensure_ray(options)
     try:
+        options = resolve_device(options)
         slots = _slots(options)
         size = _chunk_size(len(trials), slots, options)
         by_key: dict[tuple[bool, str], list] = {}

@@ -12,7 +12,7 @@ import numpy as np
 
 from .ranking import Entry, Row, format_csv, group_key, leaderboard
 from .results import TrialResult
-from .runner import RunOptions, data_key, execute
+from .runner import RunOptions, data_key, ensure_ray, execute, resolve_device
 from .tracking import Tracker, param_strings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,6 +131,23 @@ def submit(
     spec, trials = the_plan.spec, the_plan.trials
     t0 = time.time()
     tracker = Tracker(tracking_uri, spec.name)
+    started_ray = False
+    if not options.local:  # an unreachable cluster or a missing GPU stops us before any run
+        started_ray = ensure_ray(options)
+    try:
+        options = resolve_device(options, echo)
+        return _submit(the_plan, options, tracker, t0, echo, progress_enabled)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _submit(the_plan: Plan, options: RunOptions, tracker: Tracker, t0: float, echo: Echo, progress_enabled: bool):
+    from .progress import Progress
+
+    spec, trials = the_plan.spec, the_plan.trials
     stale = tracker.mark_stale_running()
     if stale:
         echo(f"Marked {stale} run(s) left RUNNING by an earlier driver as KILLED.")

@@ -103,3 +103,20 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(write_grid, trackin
     board = CliRunner().invoke(main, ["leaderboard", "cli", "--tracking-uri", tracking_uri, "--format", "json"])
     rows = json.loads(board.output)
     assert [r["status"] for r in rows] == ["finished", "diverged"]
+
+
+def test_gpu_trials_without_a_gpu_stop_unless_cpu_fallback_is_allowed(write_grid, tracking_uri):
+    from core.backend import cupy_available
+
+    if cupy_available():  # this test is about machines without one
+        return
+    gpu = SMALL + "resources: {gpus_per_trial: 0.25}\n"
+    result = CliRunner().invoke(main, ["submit", str(write_grid(gpu)), "--local", "--tracking-uri", tracking_uri])
+    assert result.exit_code == 2
+    assert "gpus_per_trial is 0.25" in result.output and "allow_cpu_fallback" in result.output
+    assert "Traceback" not in result.output
+    allowed = SMALL + "resources: {gpus_per_trial: 0.25, allow_cpu_fallback: true}\n"
+    result = CliRunner().invoke(main, ["submit", str(write_grid(allowed)), "--local", "--tracking-uri", tracking_uri, "-q"])
+    assert result.exit_code == 0, result.output
+    assert "running every trial on CPU" in result.output
+    assert "Ran 4 trials (4 finished)" in result.output

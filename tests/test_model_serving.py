@@ -1,0 +1,176 @@
+"""The shipped ensemble: npz round trip, pyfunc without pickle, and a real `mlflow models serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.config import TrainConfig
+from core.datasets import Dataset, load_dataset
+from core.splits import prepare
+from core.train import train
+from sweeper.model import EnsembleModel, log_model, save_pyfunc
+
+FEATURES = ("whiskers", "bark_volume")
+
+
+def _members(data, specs):
+    out = []
+    for seed, (weight, activation) in enumerate(specs):
+        config = TrainConfig(architecture=(6,), activation=activation, epochs=40,
+                             learning_rate=0.05, batch_size=32)
+        outcome = train(config, data.X_train, data.y_train, data.X_dev, data.y_dev,
+                        len(data.classes), np.random.default_rng(seed))
+        assert outcome.status == "finished"
+        out.append((weight, outcome.params, activation))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pets() -> EnsembleModel:
+    """Two networks on a 2-class problem whose labels are the strings 'cat' and 'dog'."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2)) * [4.0, 0.5] + [20.0, -3.0]  # far from standardized
+    y = (X[:, 0] + 6 * (X[:, 1] + 3) > 20).astype(np.int64)
+    dataset = Dataset(X, y, np.array(["cat", "dog"]), FEATURES, "pets")
+    data = prepare(dataset, rng=np.random.default_rng(1))
+    return EnsembleModel.from_data(_members(data, [(2.0, "relu"), (1.0, "tanh")]), data)
+
+
+@pytest.fixture(scope="module")
+def raw() -> np.ndarray:
+    return np.random.default_rng(7).normal(size=(25, 2)) * [4.0, 0.5] + [20.0, -3.0]
+
+
+def test_the_ensemble_answers_in_the_datas_own_labels(pets, raw):
+    labels = pets.predict(raw)
+    assert set(labels) == {"cat", "dog"}
+    proba = pets.predict_proba(raw)
+    assert proba.shape == (25, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    frame = pd.DataFrame(raw[:, ::-1], columns=FEATURES[::-1])  # columns are taken by name
+    np.testing.assert_array_equal(pets.predict(frame), labels)
+
+
+def test_save_and_load_round_trip_without_pickle(pets, raw, tmp_path):
+    path = pets.save(tmp_path / "ensemble.npz")
+    with np.load(path, allow_pickle=False) as z:
+        assert all(z[k].dtype.kind != "O" for k in z.files)
+        assert z["classes"].tolist() == ["cat", "dog"]
+        assert {"m0/W1", "m1/b2", "weights", "activations", "mean", "std"} <= set(z.files)
+    loaded = EnsembleModel.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(raw), pets.predict_proba(raw))
+    np.testing.assert_array_equal(loaded.predict(raw), pets.predict(raw))
+    assert loaded.feature_names == FEATURES
+
+
+def test_pyfunc_gives_the_same_labels_and_probabilities_and_writes_no_pickle(pets, raw, tmp_path):
+    import mlflow
+
+    path = save_pyfunc(pets, tmp_path / "model")
+    assert not [p for p in path.rglob("*") if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
+    loaded = mlflow.pyfunc.load_model(str(path))
+    frame = pd.DataFrame(raw, columns=FEATURES)
+    np.testing.assert_array_equal(np.asarray(loaded.predict(frame)), pets.predict(raw))
+    proba = loaded.predict(frame, params={"output": "proba"})
+    assert list(proba.columns) == ["cat", "dog"]
+    np.testing.assert_allclose(proba.to_numpy(), pets.predict_proba(raw), rtol=0, atol=1e-12)
+    with pytest.raises(Exception, match="output"):
+        loaded.predict(frame, params={"output": "logits"})
+
+
+def test_three_classes_give_one_probability_column_each(tmp_path):
+    dataset = load_dataset({"name": "blobs", "n_samples": 150, "classes": 3},
+                           rng=np.random.default_rng(3))
+    data = prepare(dataset, rng=np.random.default_rng(4))
+    model = EnsembleModel.from_data(_members(data, [(1.0, "relu"), (1.0, "relu")]), data)
+    X = data.X_test * data.normalizer.std + data.normalizer.mean  # back to raw inputs
+    proba = model.predict_proba(X)
+    assert proba.shape == (X.shape[0], 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    loaded = EnsembleModel.load(model.save(tmp_path / "e.npz"))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.classes.dtype.kind in "iu"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _wait_for_ping(url: str, server: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"mlflow models serve exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.5)
+    raise AssertionError(f"no answer from {url} within {seconds} s")
+
+
+def _log_registered(pets: EnsembleModel, tmp_path: Path, tracking_uri: str) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment("serving", (tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    uri = log_model(client, run.info.run_id, pets, "pets-ensemble")
+    client.set_terminated(run.info.run_id)
+    assert uri == "models:/pets-ensemble/1"
+    logged = list((tmp_path / "artifacts").rglob("*"))
+    assert any(p.name == "ensemble.npz" for p in logged)
+    assert not [p for p in logged if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
+    return uri
+
+
+def test_a_real_server_answers_labels_and_probabilities(pets, raw, tmp_path, tracking_uri):
+    uri = _log_registered(pets, tmp_path, tracking_uri)
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",
+         "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the workers go down with it
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for_ping(f"{base}/ping", server)
+        split = {"columns": list(FEATURES), "data": raw.tolist()}
+        labels = _post(f"{base}/invocations", {"dataframe_split": split})["predictions"]
+        assert labels == pets.predict(raw).tolist()
+        answer = _post(f"{base}/invocations",
+                       {"dataframe_split": split, "params": {"output": "proba"}})["predictions"]
+        served = np.array([[row["cat"], row["dog"]] for row in answer])
+        np.testing.assert_allclose(served, pets.predict_proba(raw), rtol=0, atol=1e-6)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
