@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 
 DEFAULT_MAX_TRIALS = 1000
+DEFAULT_JOURNAL = ".sweeper-journal"  # sweeper.journal.DEFAULT_JOURNAL, without importing it
 
 
 class UserError(click.ClickException):
@@ -77,12 +77,13 @@ def validate(grid: str) -> None:
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
 @click.option("--local", is_flag=True, help="Run trials in this process, without Ray.")
 @click.option("--dry-run", is_flag=True, help="Validate and list the trials; run nothing.")
-@click.option("--yes", "-y", is_flag=True, help=f"Run grids larger than --max-trials.")
+@click.option("--yes", "-y", is_flag=True, help="Run grids larger than --max-trials.")
 @click.option("--max-trials", default=DEFAULT_MAX_TRIALS, show_default=True, help="Trials allowed without --yes.")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all).")
 @click.option("--timeout", type=float, default=None, help="Per-trial timeout in seconds (overrides the grid).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
-def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpus, timeout, quiet) -> None:
+@click.option("--journal", default=DEFAULT_JOURNAL, show_default=True, help="Where results wait while MLflow is away.")
+def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpus, timeout, quiet, journal) -> None:
     """Run every trial of GRID that has no result yet, log it to MLflow and rank it."""
     from .runner import NoGpuError, RunOptions
     from .sweep import submit as run_sweep
@@ -111,7 +112,9 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
         allow_cpu_fallback=res.allow_cpu_fallback,
     )
     try:
-        outcome = run_sweep(the_plan, options, tracking_uri, echo=click.echo, progress_enabled=not quiet)
+        outcome = run_sweep(
+            the_plan, options, tracking_uri, echo=click.echo, progress_enabled=not quiet, journal_dir=journal
+        )
     except NoGpuError as exc:
         raise UserError(f"{grid}: {exc}") from None
     except ConnectionError as exc:
@@ -123,6 +126,16 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
     bad = sum(n for status, n in outcome.counts.items() if status in ("failed", "timed_out", "killed"))
     if bad:
         sys.exit(1)
+
+
+def format_shipped(shipped) -> str:
+    """The chosen models side by side: dev and test error, members, registered model."""
+    lines = [f"  {'model':<10} {'dev err':>8} {'test err':>9} {'members':>8}  registered as"]
+    for s in shipped:
+        lines.append(
+            f"  {s.method:<10} {s.dev_error:>8.4f} {s.test_error:>9.4f} {len(s.members):>8}  {s.model_uri}"
+        )
+    return "\n".join(lines)
 
 
 def _print_outcome(outcome) -> None:
@@ -138,13 +151,24 @@ def _print_outcome(outcome) -> None:
         for r in outcome.results:
             if r.status in ("failed", "timed_out", "diverged"):
                 click.echo(f"  {r.status}: {r.trial.label()}: {(r.reason or '').splitlines()[0]}")
-    for err in outcome.logging_errors:
-        click.echo(f"Warning: could not log {err}", err=True)
+    if outcome.unsent:
+        click.echo(
+            f"Warning: MLflow did not take {outcome.unsent} result(s) ({'; '.join(outcome.logging_errors[:3])}). "
+            "They are kept in the journal and logged by the next submit or by `sweeper sync`.",
+            err=True,
+        )
     click.echo("\nLeaderboard (by mean dev error over seeds):")
     click.echo(format_table(outcome.rows, limit=15))
     if outcome.rows and outcome.rows[0].rank:
         best = outcome.rows[0]
         click.echo(f"\nBest: {best.label}  dev error {best.dev_error:.4f}: {best.verdict} ({best.recipe})")
+    if outcome.summary:
+        click.echo("\nWhat the grid taught:")
+        for line in outcome.summary:
+            click.echo(f"  {line}")
+    if outcome.shipped:
+        click.echo(f"\nModels to ship (test set used once, for these alone; ranking took {outcome.rank_seconds:.1f} s):")
+        click.echo(format_shipped(outcome.shipped))
     uri = outcome.tracking_uri
     click.echo(f"\nExperiment '{outcome.experiment}' in {uri}. Browse it with:")
     click.echo(f"  sweeper ui{'' if uri == 'sqlite:///mlflow.db' else ' --tracking-uri ' + uri}")
@@ -200,6 +224,73 @@ def leaderboard(sweep: str, tracking_uri: str | None, fmt: str) -> None:
     except StoredSweepError as exc:
         raise UserError(str(exc)) from None
     click.echo(FORMATS[fmt](rows))
+
+
+@main.command()
+@click.argument("sweep")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@click.option("--limit", default=20, show_default=True, help="Leaderboard rows shown.")
+def rank(sweep: str, tracking_uri: str | None, limit: int) -> None:
+    """Rank SWEEP again from MLflow: leaderboard, diagnosis, what the grid taught, chosen models."""
+    import time
+
+    from .ranking import format_table
+    from .report import summarize
+
+    t = time.time()
+    stored = _stored(sweep, tracking_uri)
+    points = [{a: r.params.get(a, "") for a in stored.axes} for r in stored.rows]
+    summary = summarize(stored.rows, points, stored.baseline_error)
+    click.echo(f"Sweep {stored.run_id} of '{stored.name}' (baseline error {stored.baseline_error:g}):")
+    click.echo(format_table(stored.rows, limit=limit))
+    if summary:
+        click.echo("\nWhat the grid taught:")
+        for line in summary:
+            click.echo(f"  {line}")
+    if stored.shipped:
+        click.echo("\nModels to ship (dev and test error side by side):")
+        click.echo(format_shipped(stored.shipped))
+    click.echo(f"\n(ranked from MLflow in {time.time() - t:.2f} s, no retraining)")
+
+
+@main.command()
+@click.argument("sweep")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@click.option("--output", "-o", default=None, help="HTML file to write (default: sweeper-report/<name>.html).")
+def report(sweep: str, tracking_uri: str | None, output: str | None) -> None:
+    """Write the HTML report of SWEEP (plots, leaderboard, ensembles) from MLflow."""
+    from .finalize import report_html, write_local
+
+    stored = _stored(sweep, tracking_uri)
+    html, _ = report_html(
+        stored.tracker, stored.name, stored.rows, stored.axes,
+        [s.as_report() for s in stored.shipped], stored.baseline_error,
+    )
+    path = write_local(output or f"sweeper-report/{stored.name}.html", html)
+    click.echo(f"Wrote {path}")
+
+
+@main.command()
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@click.option("--journal", default=DEFAULT_JOURNAL, show_default=True, help="The journal folder.")
+def sync(tracking_uri: str | None, journal: str) -> None:
+    """Log the results a sweep kept in its journal while MLflow was away."""
+    from .journal import Journal
+    from .sweep import sync_all
+
+    sent, left = sync_all(tracking_uri, Journal(journal))
+    click.echo(f"Logged {sent} journaled result(s); {left} left.")
+    if left:
+        sys.exit(1)
+
+
+def _stored(sweep: str, tracking_uri: str | None):
+    from .stored import StoredSweepError, load_stored
+
+    try:
+        return load_stored(sweep, tracking_uri)
+    except StoredSweepError as exc:
+        raise UserError(str(exc)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,9 +15,10 @@ asks for class probabilities instead of labels.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -106,7 +107,7 @@ class EnsembleModel:
 
     @classmethod
     def from_data(cls, members: Sequence[tuple[float, dict[str, np.ndarray], str]],
-                  data: "PreparedData") -> "EnsembleModel":
+                  data: PreparedData) -> EnsembleModel:
         """An ensemble over ``members`` that reads raw inputs the way ``data`` was prepared."""
         return cls(tuple(members), data.normalizer.mean, data.normalizer.std,
                    data.classes, data.feature_names)
@@ -165,7 +166,7 @@ class EnsembleModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "EnsembleModel":
+    def load(cls, path: str | Path) -> EnsembleModel:
         """Reads a file ``save`` wrote, with ``allow_pickle=False``."""
         with np.load(path, allow_pickle=False) as z:
             if int(z["format"]) != _FORMAT:
@@ -248,7 +249,7 @@ def save_pyfunc(model: EnsembleModel, path: str | Path, run_id: str | None = Non
     return path
 
 
-def log_model(client: "MlflowClient", run_id: str, model: EnsembleModel,
+def log_model(client: MlflowClient, run_id: str, model: EnsembleModel,
               registered_name: str | None = None, artifact_path: str = "model") -> str:
     """Logs ``model`` as run artifacts and registers it.
 

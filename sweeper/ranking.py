@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -33,6 +33,8 @@ class Entry:
     dev_error: float
     n_params: int
     seed: int
+    params: dict[str, str] = field(default_factory=dict, compare=False)
+    """Every setting as MLflow stores it (strings), for reports and ensembles."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Row:
     verdict: str
     recipe: str
     run_ids: tuple[str, ...]
+    params: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def group_key(params: dict[str, Any]) -> str:
@@ -117,6 +120,7 @@ def _row(members: Sequence[Entry], baseline_error: float) -> Row:
         verdict=verdict,
         recipe=recipe,
         run_ids=tuple(m.run_id for m in members),
+        params=members[0].params,
     )
 
 
@@ -161,11 +165,12 @@ def format_table(rows: Sequence[Row], limit: int | None = None) -> str:
 def format_csv(rows: Sequence[Row]) -> str:
     """Every column of every row as CSV."""
     buf = io.StringIO()
-    fields = list(Row.__dataclass_fields__)
+    fields = [f for f in Row.__dataclass_fields__ if f != "params"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in rows:
         d = asdict(r)
+        d.pop("params")
         d["run_ids"] = " ".join(r.run_ids)
         writer.writerow(d)
     return buf.getvalue()

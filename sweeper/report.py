@@ -12,7 +12,8 @@ import html
 import io
 import math
 from collections import Counter
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -230,6 +231,9 @@ def _plot_ensembles(ensembles: Sequence[Mapping[str, Any]], best_dev: float | No
     if not drawn and best_dev is None:
         _note(ax, "no ensembles")
         return _png(fig)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("ensemble size (picks)")
     ax.set_ylabel("dev error")
     ax.legend(loc="best", fontsize="small")

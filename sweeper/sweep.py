@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .journal import DEFAULT_JOURNAL, Journal, TrialLogger
 from .ranking import Entry, Row, format_csv, group_key, leaderboard
 from .results import TrialResult
 from .runner import RunOptions, data_key, ensure_ray, execute, resolve_device
@@ -21,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .spec import SweepSpec, TrialSpec
 
 Echo = Callable[[str], None]
+LOG_WAIT_SECONDS = 60.0  # how long the end of a sweep waits for an absent tracking store
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,12 @@ class SweepOutcome:
     wall_seconds: float = 0.0
     stale_marked: int = 0
     logging_errors: list[str] = field(default_factory=list)
+    unsent: int = 0
+    outcomes: dict[str, Any] = field(default_factory=dict)  # run id -> TrainOutcome
+    shipped: list[Any] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    rank_seconds: float = 0.0
+    finish_error: str = ""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -107,6 +117,7 @@ def entry_of(result: TrialResult, run_id: str) -> Entry:
         dev_error=result.dev_error,
         n_params=int(out.n_params) if out is not None else 0,
         seed=result.trial.seed,
+        params=param_strings(result.trial.params()),
     )
 
 
@@ -116,6 +127,7 @@ def submit(
     tracking_uri: str | None = None,
     echo: Echo = print,
     progress_enabled: bool = True,
+    journal_dir: str | Path = DEFAULT_JOURNAL,
 ) -> SweepOutcome:
     """Runs the trials that have no result yet, logs each as it arrives, then ranks.
 
@@ -125,18 +137,26 @@ def submit(
         tracking_uri: MLflow store; None means ``MLFLOW_TRACKING_URI`` or ./mlflow.db.
         echo: Where messages go.
         progress_enabled: Draw the progress line on stderr.
+        journal_dir: Where results wait while the tracking store is away.
     """
-    from .progress import Progress
 
-    spec, trials = the_plan.spec, the_plan.trials
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = the_plan.spec
     t0 = time.time()
-    tracker = Tracker(tracking_uri, spec.name)
     started_ray = False
-    if not options.local:  # an unreachable cluster or a missing GPU stops us before any run
-        started_ray = ensure_ray(options)
+    # Opening the MLflow store (imports, schema migrations) and starting Ray each take
+    # seconds, mostly waiting: do both at once. Either failing stops us before any run.
+    with ThreadPoolExecutor(1) as pool:
+        opening = pool.submit(Tracker, tracking_uri, spec.name)
+        try:
+            if not options.local:
+                started_ray = ensure_ray(options)
+        finally:
+            tracker = opening.result()
     try:
         options = resolve_device(options, echo)
-        return _submit(the_plan, options, tracker, t0, echo, progress_enabled)
+        return _submit(the_plan, options, tracker, t0, echo, progress_enabled, Journal(journal_dir))
     finally:
         if started_ray:
             import ray
@@ -144,13 +164,57 @@ def submit(
             ray.shutdown()
 
 
-def _submit(the_plan: Plan, options: RunOptions, tracker: Tracker, t0: float, echo: Echo, progress_enabled: bool):
-    from .progress import Progress
+def sync_all(tracking_uri: str | None, journal: Journal, tracker: Tracker | None = None) -> tuple[int, int]:
+    """Sends every journaled result for the store (``sweeper sync``); returns (sent, left).
 
+    Args:
+        tracking_uri: The MLflow store; results journaled for other stores are left alone.
+        journal: Where the results wait.
+        tracker: An open tracker to reuse for its own experiment.
+    """
+    from .tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    trackers = {tracker.experiment_name: tracker} if tracker else {}
+    sent = left = 0
+    for key, context, result in journal.pending(uri):
+        try:
+            name = context["experiment"]
+            if name not in trackers:
+                trackers[name] = Tracker(uri, name)
+            trackers[name].log_trial(context["sweep_run_id"], result)
+        except Exception:  # still away: it stays in the journal
+            left += 1
+            continue
+        journal.remove(key)
+        sent += 1
+    return sent, left
+
+
+def _with_diagnosis(result: TrialResult, baseline_error: float) -> TrialResult:
+    from core.diagnosis import diagnose
+
+    if result.status != "finished":
+        return result
+    d = diagnose(result.train_error, result.dev_error, baseline_error)
+    tags = {
+        "sweeper.verdict": d.verdict,
+        "sweeper.recipe": d.recipe,
+        "sweeper.avoidable_bias": f"{d.avoidable_bias:.6g}",
+        "sweeper.variance": f"{d.variance:.6g}",
+    }
+    return dataclasses.replace(result, extra_tags={**result.extra_tags, **tags})
+
+
+def _submit(the_plan: Plan, options: RunOptions, tracker: Tracker, t0: float, echo: Echo,
+            progress_enabled: bool, journal: Journal) -> SweepOutcome:
     spec, trials = the_plan.spec, the_plan.trials
+    sent, left = sync_all(tracker.tracking_uri, journal, tracker)
+    if sent or left:
+        echo(f"Logged {sent} result(s) kept in the journal by an earlier sweep" + (f"; {left} still unsent." if left else "."))
     stale = tracker.mark_stale_running()
     if stale:
-        echo(f"Marked {stale} run(s) left RUNNING by an earlier driver as KILLED.")
+        echo(f"Marked {stale} run(s) left RUNNING by a driver that is gone as KILLED.")
     done = tracker.completed_digests()
     todo = [t for t in trials if t.digest not in done]
     outcome = SweepOutcome(spec.name, tracker.tracking_uri, None, len(trials), len(trials) - len(todo))
@@ -162,44 +226,89 @@ def _submit(the_plan: Plan, options: RunOptions, tracker: Tracker, t0: float, ec
         return outcome
     if outcome.n_skipped:
         echo(f"{outcome.n_skipped} of {len(trials)} trials already have results; training the other {len(todo)}.")
-    run_id = tracker.start_sweep(
-        spec, len(todo), outcome.n_skipped,
-        {"mode": "local" if options.local else "ray", "fingerprint": the_plan.fingerprint},
-    )
+    run_id = tracker.start_sweep(spec, len(todo), outcome.n_skipped, {
+        "mode": "local" if options.local else "ray",
+        "fingerprint": the_plan.fingerprint,
+        "axes": json.dumps([k for k, _ in spec.grid]),
+    })
     outcome.sweep_run_id = run_id
     tracker.client.log_text(run_id, json.dumps([t.digest for t in trials]), "trials.json")
-    progress = Progress(len(todo), enabled=progress_enabled)
     entries = tracker.trial_entries(t.digest for t in trials if t.digest in done)
-
-    def on_result(result: TrialResult) -> None:
-        outcome.results.append(result)
-        try:
-            rid = tracker.log_trial(run_id, result)
-        except Exception as exc:  # keep the result; report the logging failure at the end
-            rid = ""
-            outcome.logging_errors.append(f"{result.trial.label()}: {type(exc).__name__}: {exc}")
-        entries.append(entry_of(result, rid))
-        progress.result(result.status == "finished")
-
     status = "FINISHED"
     try:
-        execute(todo, the_plan.data, options, on_result, progress.set_running)
+        _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entries, progress_enabled)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
-        progress.close()
-        outcome.wall_seconds = time.time() - t0
         outcome.rows = leaderboard(entries, spec.baseline_error)
-        tracker.finish_sweep(
-            run_id,
-            status,
-            {
-                "wall_seconds": outcome.wall_seconds,
-                "train_seconds": outcome.train_seconds,
-                "overhead_per_trial_seconds": outcome.overhead_per_trial,
-                **{f"trials_{k}": float(v) for k, v in outcome.counts.items()},
-            },
-            {"leaderboard.csv": format_csv(outcome.rows)},
-        )
+        if status == "FINISHED":
+            _finish(the_plan, tracker, run_id, outcome, entries, echo)
+        outcome.wall_seconds = time.time() - t0
+        tracker.finish_sweep(run_id, status, _sweep_metrics(outcome), {"leaderboard.csv": format_csv(outcome.rows)})
     return outcome
+
+
+def _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entries, progress_enabled) -> None:
+    from .progress import Progress
+
+    progress = Progress(len(todo), enabled=progress_enabled)
+    lock = threading.Lock()
+    baseline = the_plan.spec.baseline_error
+
+    def on_sent(result: TrialResult, rid: str) -> None:
+        with lock:
+            entries.append(entry_of(result, rid))
+            if result.outcome is not None:
+                outcome.outcomes[rid] = result.outcome
+
+    context = {"tracking_uri": tracker.tracking_uri, "experiment": tracker.experiment_name, "sweep_run_id": run_id}
+    logger = TrialLogger(lambda r: tracker.log_trial(run_id, r), journal, context, on_sent)
+
+    def on_result(result: TrialResult) -> None:
+        result = _with_diagnosis(result, baseline)
+        outcome.results.append(result)
+        logger.put(result)
+        progress.result(result.status == "finished")
+
+    try:
+        execute(todo, the_plan.data, options, on_result, progress.set_running)
+    finally:
+        progress.close()
+        outcome.unsent = logger.close(timeout=LOG_WAIT_SECONDS)
+        outcome.logging_errors = sorted(set(logger.errors))
+        logged = {e.digest for e in entries}
+        # A result MLflow has not taken yet still ranks; it waits in the journal.
+        entries.extend(entry_of(r, "") for r in outcome.results if r.trial.digest not in logged)
+
+
+def _finish(the_plan: Plan, tracker: Tracker, run_id: str, outcome: SweepOutcome, entries, echo: Echo) -> None:
+    """Ensembles, the test set once, the registered model and the report; never fatal."""
+    from .finalize import report_html, ship
+
+    spec = the_plan.spec
+    t = time.time()
+    try:
+        outcome.shipped = ship(tracker, run_id, spec, entries, the_plan.data, outcome.outcomes)
+        html, outcome.summary = report_html(
+            tracker, spec.name, outcome.rows, [k for k, _ in spec.grid],
+            [s.as_report() for s in outcome.shipped], spec.baseline_error, outcome.outcomes,
+        )
+        tracker.client.log_text(run_id, html, "report.html")
+        tracker.client.log_text(run_id, "\n".join(outcome.summary) + "\n", "summary.txt")
+    except Exception as exc:  # the trials are safe in MLflow; say what went wrong
+        outcome.finish_error = f"{type(exc).__name__}: {exc}"
+        echo(f"Warning: ranking step failed after the trials were logged: {outcome.finish_error}")
+    outcome.rank_seconds = time.time() - t
+
+
+def _sweep_metrics(outcome: SweepOutcome) -> dict[str, float]:
+    return {
+        "wall_seconds": outcome.wall_seconds,
+        "train_seconds": outcome.train_seconds,
+        "overhead_per_trial_seconds": outcome.overhead_per_trial,
+        "rank_seconds": outcome.rank_seconds,
+        **{f"trials_{k}": float(v) for k, v in outcome.counts.items()},
+        **{f"{s.method}_dev_error": s.dev_error for s in outcome.shipped},
+        **{f"{s.method}_test_error": s.test_error for s in outcome.shipped},
+    }

@@ -269,6 +269,7 @@ def entry_from_run(run: Any) -> "Entry":
         dev_error=float(metrics.get("dev_error", float("nan"))),
         n_params=int(metrics.get("n_params", 0)),
         seed=int(params.get("seed", 0)),
+        params=dict(params),
     )
 
 

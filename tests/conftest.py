@@ -40,7 +40,9 @@ def write_grid(tmp_path: Path):
 
 
 @pytest.fixture(autouse=True)
-def _no_user_tracking_env(monkeypatch):
-    # Tests never write to a store the developer's shell points at.
+def _isolated(monkeypatch, tmp_path):
+    # Tests never write to a store the developer's shell points at, nor into the
+    # checkout: defaults such as ./mlflow.db and ./.sweeper-journal land in tmp_path.
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.chdir(tmp_path)

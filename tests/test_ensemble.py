@@ -108,7 +108,7 @@ def test_log_loss_is_clipped_and_error_rate_counts_argmax():
     assert log_loss(proba, np.array([1, 1])) == pytest.approx((-np.log(1e-15) - np.log(0.7)) / 2)
 
 
-@pytest.mark.parametrize("kwargs", [dict(size=2, init=3), dict(size=0), dict(size=3, init=0)])
+@pytest.mark.parametrize("kwargs", [{"size": 2, "init": 3}, {"size": 0}, {"size": 3, "init": 0}])
 def test_bad_sizes_are_rejected(kwargs):
     with pytest.raises(ValueError):
         caruana(PAIR, PAIR_Y, **kwargs)

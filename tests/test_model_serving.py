@@ -21,7 +21,7 @@ from core.config import TrainConfig
 from core.datasets import Dataset, load_dataset
 from core.splits import prepare
 from core.train import train
-from sweeper.model import EnsembleModel, log_model, save_pyfunc
+from sweeper.model import EnsembleModel, _load_pyfunc, log_model, save_pyfunc
 
 FEATURES = ("whiskers", "bark_volume")
 
@@ -89,6 +89,9 @@ def test_pyfunc_gives_the_same_labels_and_probabilities_and_writes_no_pickle(pet
     np.testing.assert_allclose(proba.to_numpy(), pets.predict_proba(raw), rtol=0, atol=1e-12)
     with pytest.raises(Exception, match="output"):
         loaded.predict(frame, params={"output": "logits"})
+    # MLflow's schema check wants named columns; the wrapper under it also takes a bare array
+    wrapper = _load_pyfunc(str(path / "data" / "ensemble.npz"))
+    np.testing.assert_array_equal(wrapper.predict(raw), pets.predict(raw))
 
 
 def test_three_classes_give_one_probability_column_each(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from html.parser import HTMLParser
+from typing import ClassVar
 
 from core.diagnosis import diagnose
 from sweeper.ranking import Row
@@ -44,7 +45,7 @@ ENSEMBLES = [
 class _Balance(HTMLParser):
     """Checks that every opened element is closed in order (void elements aside)."""
 
-    VOID = {"img", "meta", "br"}
+    VOID: ClassVar[frozenset[str]] = frozenset({"img", "meta", "br"})
 
     def __init__(self):
         super().__init__()

@@ -1,0 +1,436 @@
+"""Faults, done for real: killed workers, a lost node, trials that raise, diverge or hang,
+a killed driver, Ctrl-C, and reproducibility across scheduling orders.
+
+Real local Ray, real sqlite MLflow stores under tmp_path, real processes and signals;
+nothing is mocked. Every test checks the same three things at the end: every trial of the
+grid is in MLflow, no result is lost, and no digest has two complete runs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import ray
+import psutil  # noqa: E402 - Ray's vendored copy; `import ray` puts it on sys.path
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from sweeper.cli import main
+from sweeper.runner import RunOptions
+from sweeper.spec import load_spec
+from sweeper.sweep import plan, submit
+
+WAIT_S = 60
+COMPLETE = ("finished", "diverged")
+RAY_QUIET = dict(log_to_driver=False, logging_level="WARNING")
+
+
+def slow_grid(name: str, n_trials: int, epochs: int = 20000) -> str:
+    """n trials of a few seconds each on one core: full batch, many epochs, tiny data."""
+    lambdas = ", ".join(str(round(0.01 * i, 2)) for i in range(n_trials))
+    return f"""\
+name: {name}
+seed: 5
+dataset: {{name: blobs, n_samples: 150, classes: 3}}
+grid:
+  lambda: [{lambdas}]
+fixed:
+  architecture: [16]
+  epochs: {epochs}
+  batch_size: null
+resources: {{max_retries: 2}}
+"""
+
+
+def quick_grid(name: str, axes: str, **fixed: str) -> str:
+    """A grid of a few 5-epoch trials on blobs; ``axes`` are the grid's YAML lines."""
+    settings = {"architecture": "[6]", "epochs": "5", **fixed}
+    fixed_lines = "".join(f"  {k}: {v}\n" for k, v in settings.items() if f"{k}:" not in axes)
+    return (
+        f"name: {name}\nseed: 3\ndataset: {{name: blobs, n_samples: 150, classes: 3}}\n"
+        f"grid:\n  {axes}\nfixed:\n{fixed_lines}"
+    )
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def digests_of(grid: Path) -> list[str]:
+    return [t.digest for t in plan(load_spec(str(grid))).trials]
+
+
+def trial_runs(uri: str, name: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        return []
+    return client.search_runs([exp.experiment_id], "tags.`sweeper.kind` = 'trial'", max_results=1000)
+
+
+def sweep_runs(uri: str, name: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(name)
+    return client.search_runs([exp.experiment_id], "tags.`sweeper.kind` = 'sweep'", order_by=["start_time ASC"])
+
+
+def check_store(uri: str, name: str, digests: list[str]) -> dict[str, object]:
+    """Asserts every trial is in MLflow and none has two complete runs.
+
+    Returns:
+        Digest -> the run that counts for it: the complete one, else the latest.
+    """
+    by_digest: dict[str, list] = {}
+    for run in trial_runs(uri, name):
+        by_digest.setdefault(run.data.tags["sweeper.digest"], []).append(run)
+    lost = [d[:12] for d in digests if d not in by_digest]
+    assert not lost, f"results lost: {len(lost)} trial(s) of the grid have no run in MLflow: {lost}"
+    dupes = {
+        d[:12]: [r.data.tags["sweeper.status"] for r in runs]
+        for d, runs in by_digest.items()
+        if sum(r.data.tags.get("sweeper.status") in COMPLETE for r in runs) > 1
+    }
+    assert not dupes, f"duplicates: digests with more than one complete run: {dupes}"
+    return {
+        d: max(runs, key=lambda r: (r.data.tags.get("sweeper.status") in COMPLETE, r.info.start_time))
+        for d, runs in by_digest.items()
+    }
+
+
+def statuses(final: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for run in final.values():
+        status = run.data.tags["sweeper.status"]
+        out[status] = out.get(status, 0) + 1
+    return out
+
+
+def wait_for(predicate, what: str, timeout: float = WAIT_S, every: float = 0.2):
+    """Polls ``predicate`` until it returns something truthy; fails with ``what``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            value = predicate()
+        except Exception:  # the store is being written by another process; ask again
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def trial_workers(root: psutil.Process) -> list[psutil.Process]:
+    """Ray worker processes under ``root`` that are executing a sweeper task right now."""
+    found = []
+    for proc in root.children(recursive=True):
+        with contextlib.suppress(psutil.Error, IndexError):
+            if proc.cmdline()[0].startswith("ray::run_chunk"):
+                found.append(proc)
+    return found
+
+
+def in_thread(fn) -> concurrent.futures.Future:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    future = pool.submit(fn)
+    pool.shutdown(wait=False)
+    return future
+
+
+def quiet_submit(the_plan, options: RunOptions, uri: str):
+    return submit(the_plan, options, uri, echo=lambda message: None, progress_enabled=False)
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+# -- 1. a worker killed mid-trial ------------------------------------------------------
+
+
+def test_a_worker_killed_mid_trial_runs_the_trial_again(ray_local, write_grid, tracking_uri):
+    grid = write_grid(slow_grid("worker-kill", 4, epochs=12000))
+    the_plan = plan(load_spec(str(grid)))
+    future = in_thread(lambda: quiet_submit(the_plan, RunOptions(), tracking_uri))
+    me = psutil.Process()
+    victim = wait_for(lambda: trial_workers(me), "a Ray worker executing ray::run_chunk")[0]
+    time.sleep(0.5)  # well inside a trial of a few seconds
+    victim.send_signal(signal.SIGKILL)
+    outcome = future.result(timeout=120)
+    assert outcome.counts == {"finished": 4}, outcome.counts
+    final = check_store(tracking_uri, "worker-kill", [t.digest for t in the_plan.trials])
+    assert statuses(final) == {"finished": 4}
+    nodes = [run.data.tags["sweeper.node"] for run in final.values()]
+    assert not any(f":{victim.pid}:" in node or node.endswith(f":{victim.pid}") for node in nodes), nodes
+
+
+# -- 3, 4, 5. a trial that raises, one that diverges, one that hangs ---------------------
+
+
+def test_a_trial_that_raises_is_a_failed_run_and_the_others_finish(ray_local, write_grid, tracking_uri):
+    # NumPy refuses to allocate the 14 TiB of weights: a genuine MemoryError in the worker.
+    grid = write_grid(quick_grid("raises", "architecture: [[1000000000000], [6], [4]]"))
+    result = cli("submit", grid, "--tracking-uri", tracking_uri, "--quiet")
+    assert result.exit_code == 1, result.output
+    assert "failed: architecture=[1000000000000]" in result.output
+    final = check_store(tracking_uri, "raises", digests_of(grid))
+    assert statuses(final) == {"failed": 1, "finished": 2}
+    (failed,) = [r for r in final.values() if r.data.tags["sweeper.status"] == "failed"]
+    assert failed.info.status == "FAILED"
+    assert failed.data.params["architecture"] == "[1000000000000]"
+    assert "MemoryError" in failed.data.tags["sweeper.reason"]
+    assert "Unable to allocate" in failed.data.tags["sweeper.reason"]
+
+
+def test_a_diverging_trial_ends_diverged_and_the_sweep_goes_on(ray_local, write_grid, tracking_uri):
+    grid = write_grid(quick_grid("nan", "learning_rate: [0.01, 1.0e+6, 0.02]", optimizer="gd"))
+    result = cli("submit", grid, "--tracking-uri", tracking_uri, "--quiet")
+    assert result.exit_code == 0, result.output
+    final = check_store(tracking_uri, "nan", digests_of(grid))
+    assert statuses(final) == {"diverged": 1, "finished": 2}
+    (diverged,) = [r for r in final.values() if r.data.tags["sweeper.status"] == "diverged"]
+    assert diverged.data.params["learning_rate"] == "1000000.0"
+    assert diverged.info.status == "FAILED" and diverged.data.tags["sweeper.reason"]
+    again = cli("submit", grid, "--tracking-uri", tracking_uri, "--quiet")
+    assert again.exit_code == 0 and "nothing to train" in again.output, again.output
+    check_store(tracking_uri, "nan", digests_of(grid))
+
+
+def test_a_hanging_trial_is_ended_by_the_per_trial_timeout(ray_local, write_grid, tracking_uri):
+    grid = write_grid(quick_grid("hang", "epochs: [5, 10000000, 10]", batch_size="null"))
+    t0 = time.time()
+    result = cli("submit", grid, "--tracking-uri", tracking_uri, "--quiet", "--timeout", "3")
+    assert time.time() - t0 < 45, "the hanging trial was not ended by the 3 s timeout"
+    assert result.exit_code == 1, result.output
+    final = check_store(tracking_uri, "hang", digests_of(grid))
+    assert statuses(final) == {"timed_out": 1, "finished": 2}
+    (hung,) = [r for r in final.values() if r.data.tags["sweeper.status"] == "timed_out"]
+    assert hung.data.params["epochs"] == "10000000"
+    assert hung.info.status == "FAILED"
+    assert "timeout of 3 s" in hung.data.tags["sweeper.reason"]
+    # The hung worker was really stopped, not left burning a core.
+    wait_for(lambda: not trial_workers(psutil.Process()), "the timed-out worker to be killed", timeout=30)
+
+
+# -- 8. reproducibility across scheduling orders ---------------------------------------
+
+REPRO = """\
+name: repro
+seed: 11
+dataset: {name: moons, n_samples: 200, noise: 0.2}
+grid:
+  keep_prob: [1.0, 0.8]
+  optimizer: [adam, momentum, gd]
+fixed:
+  architecture: [8, 4]
+  learning_rate: 0.05
+  epochs: 30
+  batch_size: 32
+"""
+
+
+def test_same_grid_and_seed_give_bitwise_identical_metrics_in_any_order(ray_local, write_grid, tmp_path):
+    the_plan = plan(load_spec(str(write_grid(REPRO))))
+    ways = {"local": RunOptions(local=True), "chunk1": RunOptions(chunk_size=1), "chunk3": RunOptions(chunk_size=3)}
+    seen = {}
+    for way, options in ways.items():
+        uri = f"sqlite:///{tmp_path / way}.db"
+        outcome = quiet_submit(the_plan, options, uri)
+        assert outcome.counts == {"finished": 6}, (way, outcome.counts)
+        final = check_store(uri, "repro", [t.digest for t in the_plan.trials])
+        client = MlflowClient(tracking_uri=uri)
+        seen[way] = {
+            digest: (
+                run.data.metrics["dev_error"],
+                run.data.metrics["train_cost"],
+                [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, "cost"), key=lambda m: m.step)],
+            )
+            for digest, run in final.items()
+        }
+    assert all(len(history) == 30 for _, _, history in seen["local"].values())
+    assert seen["chunk1"] == seen["local"]
+    assert seen["chunk3"] == seen["local"]
+
+
+# -- 6, 7. the driver killed, the driver interrupted -------------------------------------
+
+
+class Driver:
+    """``sweeper submit`` in its own process group, with a Ray of its own.
+
+    Its Ray lives under a private RAY_TMPDIR, so it never joins another Ray on this
+    machine, and every process it started can be found (and stopped) by that variable.
+    """
+
+    def __init__(self, grid: Path, uri: str, tmp_path: Path):
+        self.ray_tmp = tempfile.mkdtemp(prefix="swf", dir="/tmp")  # short: Ray's socket paths
+        self.out, self.err = tmp_path / "driver.out", tmp_path / "driver.err"
+        env = {**os.environ, "RAY_TMPDIR": self.ray_tmp}
+        args = [sys.executable, "-m", "sweeper.cli", "submit", str(grid), "--tracking-uri", uri, "--num-cpus", "2", "--quiet"]
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=out, stderr=err, start_new_session=True)
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process of this driver's Ray (and the driver), found by RAY_TMPDIR."""
+        found = []
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if proc.status() != psutil.STATUS_ZOMBIE and proc.environ().get("RAY_TMPDIR") == self.ray_tmp:
+                    found.append(proc)
+        return found
+
+    def output(self) -> str:
+        return self.out.read_text() + self.err.read_text()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        for proc in self.processes():  # workers sit in process groups of their own
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        wait_for(lambda: not self.processes(), "the killed driver's Ray processes to go away", timeout=30)
+
+    def close(self) -> None:
+        if self.proc.poll() is None or self.processes():
+            self.kill()
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def driver(grid: Path, uri: str, tmp_path: Path):
+    MlflowClient(tracking_uri=uri).search_experiments()  # create the store's tables before two writers race
+    d = Driver(grid, uri, tmp_path)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def n_complete(uri: str, name: str) -> int:
+    return sum(r.data.tags.get("sweeper.status") in COMPLETE for r in trial_runs(uri, name))
+
+
+def test_a_killed_driver_leaves_nothing_that_a_second_submit_does_not_repair(ray_local, write_grid, tracking_uri, tmp_path):
+    grid = write_grid(slow_grid("driver-kill", 6, epochs=12000))
+    digests = digests_of(grid)
+    with driver(grid, tracking_uri, tmp_path) as d:
+        wait_for(lambda: n_complete(tracking_uri, "driver-kill") >= 2 or d.proc.poll() is not None,
+                 "two trials of the first submission in MLflow", timeout=90)
+        assert d.proc.poll() is None, f"the driver ended before it was killed:\n{d.output()}"
+        d.kill()
+    done_first = {r.data.tags["sweeper.digest"] for r in trial_runs(tracking_uri, "driver-kill")
+                  if r.data.tags["sweeper.status"] in COMPLETE}
+    assert 2 <= len(done_first) < 6, len(done_first)
+    (first,) = sweep_runs(tracking_uri, "driver-kill")
+    assert first.info.status == "RUNNING"  # what a SIGKILLed driver leaves behind
+
+    again = cli("submit", grid, "--tracking-uri", tracking_uri, "--quiet")
+    assert again.exit_code == 0, again.output
+    assert "left RUNNING by a driver that is gone as KILLED" in again.output
+    assert f"{len(done_first)} of 6 trials already have results; training the other {6 - len(done_first)}" in again.output
+    final = check_store(tracking_uri, "driver-kill", digests)
+    assert statuses(final) == {"finished": 6}
+    first, second = sweep_runs(tracking_uri, "driver-kill")
+    assert first.info.status == "KILLED" and first.data.tags["sweeper.status"] == "killed"
+    rerun = {r.data.tags["sweeper.digest"] for r in trial_runs(tracking_uri, "driver-kill")
+             if r.data.tags["sweeper.sweep"] == second.info.run_id}
+    assert rerun == set(digests) - done_first, "the second submission trained a trial that was already done"
+    running = [r for r in trial_runs(tracking_uri, "driver-kill") if r.info.status == "RUNNING"]
+    assert not running
+
+
+def test_ctrl_c_marks_running_trials_killed_and_a_second_submit_finishes(ray_local, write_grid, tracking_uri, tmp_path):
+    grid = write_grid(slow_grid("ctrl-c", 6, epochs=15000))
+    digests = digests_of(grid)
+    with driver(grid, tracking_uri, tmp_path) as d:
+        wait_for(lambda: n_complete(tracking_uri, "ctrl-c") >= 1 or d.proc.poll() is not None,
+                 "a first trial in MLflow", timeout=90)
+        assert d.proc.poll() is None, f"the driver ended before Ctrl-C:\n{d.output()}"
+        os.killpg(d.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        rc = d.proc.wait(timeout=WAIT_S)
+        assert rc == 130, d.output()
+        assert "Submit again to resume" in d.output()
+        wait_for(lambda: not d.processes(), "the interrupted driver's Ray to shut down", timeout=30)
+    killed = [r for r in trial_runs(tracking_uri, "ctrl-c") if r.data.tags["sweeper.status"] == "killed"]
+    assert killed, "no running trial was recorded as killed"
+    for run in killed:
+        assert run.info.status == "KILLED"
+        assert "interrupted" in run.data.tags["sweeper.reason"]
+    (parent,) = sweep_runs(tracking_uri, "ctrl-c")
+    assert parent.info.status == "KILLED"
+
+    again = cli("submit", grid, "--tracking-uri", tracking_uri, "--quiet")
+    assert again.exit_code == 0, again.output
+    final = check_store(tracking_uri, "ctrl-c", digests)
+    assert statuses(final) == {"finished": 6}
+    assert not [r for r in trial_runs(tracking_uri, "ctrl-c") if r.info.status == "RUNNING"]
+
+
+# -- 2. a node removed from a cluster mid-sweep ------------------------------------------
+
+
+@pytest.fixture
+def two_node_cluster():
+    """A head without CPUs and two 1-CPU worker nodes, this process connected to it.
+
+    Puts back the session's local Ray afterwards (as conftest's ``ray_local`` starts it)
+    if one was running, so the tests after this one find what they expect.
+    """
+    from ray.cluster_utils import Cluster
+
+    was_initialized = ray.is_initialized()
+    ray.shutdown()
+    ray_tmp = tempfile.mkdtemp(prefix="swc", dir="/tmp")  # keep its address file to ourselves
+    old_tmp = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = ray_tmp
+    cluster = None
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, **RAY_QUIET)
+        yield cluster, workers
+    finally:
+        ray.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
+        if old_tmp is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = old_tmp
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+        if was_initialized:
+            ray.init(num_cpus=2, include_dashboard=False, **RAY_QUIET)
+
+
+def test_a_node_removed_mid_sweep_loses_no_trial(two_node_cluster, write_grid, tracking_uri):
+    from ray._private import ray_constants
+
+    cluster, (victim, survivor) = two_node_cluster
+    grid = write_grid(slow_grid("node-loss", 4))
+    the_plan = plan(load_spec(str(grid)))
+    future = in_thread(lambda: quiet_submit(the_plan, RunOptions(), tracking_uri))
+    raylet = psutil.Process(victim.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid)
+    wait_for(lambda: trial_workers(raylet), "a trial running on the node to remove")
+    time.sleep(0.5)
+    removed_at_ms = time.time() * 1000
+    cluster.remove_node(victim)
+    outcome = future.result(timeout=120)
+    assert outcome.counts == {"finished": 4}, outcome.counts
+    final = check_store(tracking_uri, "node-loss", [t.digest for t in the_plan.trials])
+    assert statuses(final) == {"finished": 4}
+    for run in final.values():
+        node = run.data.tags["sweeper.node"]
+        if node.endswith(victim.node_id):
+            assert run.info.end_time <= removed_at_ms, "a trial claims to have finished on a removed node"
+    after = [r for r in final.values() if r.info.end_time > removed_at_ms]
+    assert after and all(r.data.tags["sweeper.node"].endswith(survivor.node_id) for r in after)
