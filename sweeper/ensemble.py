@@ -108,7 +108,7 @@ def caruana(probas: np.ndarray, y: np.ndarray, size: int, init: int = 1) -> Sele
     candidate whose addition gives the averaged probabilities the lowest dev error is
     picked again (ties: lower dev log-loss, then the better-ranked candidate). The kept
     ensemble is the prefix of picks, at least ``init`` long, with the lowest dev error;
-    on ties the shorter prefix.
+    among equal errors the one with the lowest dev log-loss, then the shorter.
 
     Args:
         probas: ``(n_models, m, K)`` dev-set probabilities, candidates sorted best first.
@@ -127,15 +127,18 @@ def caruana(probas: np.ndarray, y: np.ndarray, size: int, init: int = 1) -> Sele
     if not 1 <= init <= min(size, n_models):
         raise ValueError(f"need 1 <= init <= min(size, n_models); got init={init}, "
                          f"size={size}, n_models={n_models}")
-    order, curve = [], []
+    order, curve, losses = [], [], []
     total = np.zeros(probas.shape[1:], dtype=np.float64)
     for step in range(size):
         pick = step if step < init else _next_pick(total, step, probas, y)
         total += probas[pick]
         order.append(pick)
         curve.append(error_rate(total / (step + 1), y))
-    # argmin returns the first minimum: the shortest prefix among ties
-    keep = init + int(np.argmin(curve[init - 1:]))
+        losses.append(log_loss(total / (step + 1), y))
+    # Lowest error; among equal errors the lowest log-loss (a dev set of a few hundred
+    # examples ties often, and averaging mostly improves calibration); then the shortest.
+    tail = range(init - 1, size)
+    keep = 1 + min(tail, key=lambda i: (curve[i], round(losses[i], 12), i))  # rounding: float noise
     return _selection(order, curve, n_models, keep)
 
 

@@ -1,9 +1,9 @@
 """Detached sweeps: a sweep submitted as a Ray Job runs its driver on the cluster, so the
 laptop that submitted it may close.
 
-The job runs ``python -m sweeper.cli submit GRID --quiet`` in the grid's own folder (its
-data files travel with it), with this machine's ``sweeper`` and ``core`` packages shipped
-as ``py_modules`` so the cluster runs the same code as the driver that submitted it.
+The job runs ``python -m sweeper.jobs GRID --quiet`` (``sweeper submit`` on the cluster) in
+the grid's own folder (its data files travel with it), with this machine's ``sweeper`` and
+``core`` packages shipped as ``py_modules`` so the cluster runs the code that submitted it.
 
 A cluster with token authentication (``RAY_AUTH_MODE=token``) needs the token here too:
 ``RAY_AUTH_TOKEN_PATH`` or ``RAY_AUTH_TOKEN``. MLflow credentials are not forwarded: the
@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -132,7 +133,7 @@ def submit_detached(
         raise click.UsageError(f"{grid_path}: no such grid file")
     uri = _check_tracking_uri(tracking_uri)
     jobs = client(address)
-    entrypoint = shlex.join(["python", "-m", "sweeper.cli", "submit", grid.name, "--quiet", *extra_args])
+    entrypoint = shlex.join(["python", "-m", "sweeper.jobs", grid.name, "--quiet", *extra_args])
     runtime_env = {
         "working_dir": str(grid.parent),
         "py_modules": _package_dirs(),
@@ -283,3 +284,23 @@ def logs(job: str, address: str | None, follow: bool) -> None:
         _follow(address, job, lambda chunk: click.echo(chunk, nl=False))
     else:
         click.echo(job_logs(address, job), nl=False)
+
+
+def _drive(argv: Sequence[str]) -> None:
+    """A detached sweep's entrypoint on the cluster: ``sweeper submit ARGV``.
+
+    It joins the cluster before the runner does, with no runtime_env of its own, so the
+    runner reuses that connection and the job's environment (working_dir, the submitter's
+    packages) stays whole. Ray 2.60 deletes the job's working_dir when a driver inside the
+    job calls ``ray.init`` with ``py_modules`` of its own (RAY_OVERRIDE_JOB_RUNTIME_ENV=1).
+    """
+    import ray
+
+    ray.init(log_to_driver=False, logging_level="WARNING")
+    from .cli import main
+
+    main(["submit", *argv], prog_name="sweeper")
+
+
+if __name__ == "__main__":  # pragma: no cover - runs on the cluster
+    _drive(sys.argv[1:])

@@ -30,20 +30,29 @@ TWICE = _binary([[0.8, 0.8, 0.4],
 TWICE_Y = np.array([1, 1, 1])
 
 
-def test_a_pair_beats_the_best_single_model_and_the_tie_goes_to_the_shorter_prefix():
+def test_a_pair_beats_the_best_single_model_and_a_tie_goes_to_the_lower_log_loss():
     # pick 1: A (init).                                    error 1/4
     # pick 2: A+A = A -> 1/4;  (A+B)/2 = .675 .65 .25 .15 -> 0;  (A+C)/2 = .75 .475 .45 .2 -> 1/4
     #         -> B.                                        error 0
     # pick 3: every candidate keeps error 0, so the log-loss decides:
     #         +A: (.75 .567 .233 .133) -> 0.316;  +B: (.6 .733 .267 .167) -> 0.328;
     #         +C: (.65 .617 .4 .2) -> 0.412   -> A again.  error 0
-    # kept prefix: 2 picks (0 at picks 2 and 3; the shorter one wins).
+    # kept prefix: error 0 at picks 2 and 3; their log-losses decide:
+    #         2 picks (.675 .65 .25 .15) -> 0.319;  3 picks (A, B, A) -> 0.316   -> 3 picks.
     sel = caruana(PAIR, PAIR_Y, size=3)
     assert sel.curve == [0.25, 0.0, 0.0]
-    assert sel.best_size == 2
-    assert sel.counts.tolist() == [1, 1, 0]
-    np.testing.assert_allclose(sel.weights, [0.5, 0.5, 0.0])
+    assert sel.best_size == 3
+    assert sel.counts.tolist() == [2, 1, 0]
+    np.testing.assert_allclose(sel.weights, [2 / 3, 1 / 3, 0.0])
     assert sel.dev_error == 0.0
+    assert log_loss(average(PAIR, sel.weights), PAIR_Y) < log_loss(average(PAIR, [0.5, 0.5, 0.0]), PAIR_Y)
+
+
+def test_equal_error_and_log_loss_keep_the_shorter_prefix():
+    # Two identical models: every prefix has the same error and log-loss -> 1 pick.
+    same = _binary([[0.9, 0.2], [0.9, 0.2]])
+    sel = caruana(same, np.array([1, 0]), size=4)
+    assert sel.best_size == 1 and sel.counts.tolist() == [1, 0]
 
 
 def test_replacement_picks_the_same_model_twice():
@@ -74,8 +83,8 @@ def test_init_starts_from_the_best_models_and_the_kept_prefix_is_never_shorter()
 def test_the_curve_covers_every_pick_even_past_the_kept_prefix():
     sel = caruana(PAIR, PAIR_Y, size=6)
     assert len(sel.curve) == 6
-    assert sel.best_size == 2
-    assert sel.counts.sum() == 2
+    assert sel.curve[sel.best_size - 1] == min(sel.curve) == 0.0
+    assert sel.counts.sum() == sel.best_size >= 2
 
 
 def test_weights_sum_to_one_and_reproduce_the_dev_error():

@@ -35,8 +35,8 @@ COMPLETE = ("finished", "diverged")
 RAY_QUIET = dict(log_to_driver=False, logging_level="WARNING")
 
 
-def slow_grid(name: str, n_trials: int, epochs: int = 20000) -> str:
-    """n trials of a few seconds each on one core: full batch, many epochs, tiny data."""
+def slow_grid(name: str, n_trials: int, epochs: int = 8000) -> str:
+    """n trials of a second or more each on one core: full batch, many epochs, tiny data."""
     lambdas = ", ".join(str(round(0.01 * i, 2)) for i in range(n_trials))
     return f"""\
 name: {name}
@@ -138,6 +138,19 @@ def trial_workers(root: psutil.Process) -> list[psutil.Process]:
     return found
 
 
+def mid_trial(root: psutil.Process) -> list[psutil.Process]:
+    """Waits until workers under ``root`` are inside a trial: seen running it twice, 0.2 s apart."""
+
+    def still_running():
+        first = trial_workers(root)
+        if not first:
+            return None
+        time.sleep(0.2)
+        return [p for p in trial_workers(root) if p in first]
+
+    return wait_for(still_running, "a Ray worker executing ray::run_chunk")
+
+
 def in_thread(fn) -> concurrent.futures.Future:
     pool = concurrent.futures.ThreadPoolExecutor(1)
     future = pool.submit(fn)
@@ -157,12 +170,10 @@ def cli(*args: str):
 
 
 def test_a_worker_killed_mid_trial_runs_the_trial_again(ray_local, write_grid, tracking_uri):
-    grid = write_grid(slow_grid("worker-kill", 4, epochs=12000))
+    grid = write_grid(slow_grid("worker-kill", 4))
     the_plan = plan(load_spec(str(grid)))
     future = in_thread(lambda: quiet_submit(the_plan, RunOptions(), tracking_uri))
-    me = psutil.Process()
-    victim = wait_for(lambda: trial_workers(me), "a Ray worker executing ray::run_chunk")[0]
-    time.sleep(0.5)  # well inside a trial of a few seconds
+    victim = mid_trial(psutil.Process())[0]
     victim.send_signal(signal.SIGKILL)
     outcome = future.result(timeout=120)
     assert outcome.counts == {"finished": 4}, outcome.counts
@@ -208,7 +219,7 @@ def test_a_hanging_trial_is_ended_by_the_per_trial_timeout(ray_local, write_grid
     grid = write_grid(quick_grid("hang", "epochs: [5, 10000000, 10]", batch_size="null"))
     t0 = time.time()
     result = cli("submit", grid, "--tracking-uri", tracking_uri, "--quiet", "--timeout", "3")
-    assert time.time() - t0 < 45, "the hanging trial was not ended by the 3 s timeout"
+    assert time.time() - t0 < 90, "the hanging trial was not ended by the 3 s timeout"
     assert result.exit_code == 1, result.output
     final = check_store(tracking_uri, "hang", digests_of(grid))
     assert statuses(final) == {"timed_out": 1, "finished": 2}
@@ -228,7 +239,7 @@ seed: 11
 dataset: {name: moons, n_samples: 200, noise: 0.2}
 grid:
   keep_prob: [1.0, 0.8]
-  optimizer: [adam, momentum, gd]
+  optimizer: [adam, momentum]
 fixed:
   architecture: [8, 4]
   learning_rate: 0.05
@@ -244,7 +255,7 @@ def test_same_grid_and_seed_give_bitwise_identical_metrics_in_any_order(ray_loca
     for way, options in ways.items():
         uri = f"sqlite:///{tmp_path / way}.db"
         outcome = quiet_submit(the_plan, options, uri)
-        assert outcome.counts == {"finished": 6}, (way, outcome.counts)
+        assert outcome.counts == {"finished": 4}, (way, outcome.counts)
         final = check_store(uri, "repro", [t.digest for t in the_plan.trials])
         client = MlflowClient(tracking_uri=uri)
         seen[way] = {
@@ -320,7 +331,7 @@ def n_complete(uri: str, name: str) -> int:
 
 
 def test_a_killed_driver_leaves_nothing_that_a_second_submit_does_not_repair(ray_local, write_grid, tracking_uri, tmp_path):
-    grid = write_grid(slow_grid("driver-kill", 6, epochs=12000))
+    grid = write_grid(slow_grid("driver-kill", 6))
     digests = digests_of(grid)
     with driver(grid, tracking_uri, tmp_path) as d:
         wait_for(lambda: n_complete(tracking_uri, "driver-kill") >= 2 or d.proc.poll() is not None,
@@ -349,7 +360,7 @@ def test_a_killed_driver_leaves_nothing_that_a_second_submit_does_not_repair(ray
 
 
 def test_ctrl_c_marks_running_trials_killed_and_a_second_submit_finishes(ray_local, write_grid, tracking_uri, tmp_path):
-    grid = write_grid(slow_grid("ctrl-c", 6, epochs=15000))
+    grid = write_grid(slow_grid("ctrl-c", 6))
     digests = digests_of(grid)
     with driver(grid, tracking_uri, tmp_path) as d:
         wait_for(lambda: n_complete(tracking_uri, "ctrl-c") >= 1 or d.proc.poll() is not None,
@@ -420,8 +431,7 @@ def test_a_node_removed_mid_sweep_loses_no_trial(two_node_cluster, write_grid, t
     the_plan = plan(load_spec(str(grid)))
     future = in_thread(lambda: quiet_submit(the_plan, RunOptions(), tracking_uri))
     raylet = psutil.Process(victim.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid)
-    wait_for(lambda: trial_workers(raylet), "a trial running on the node to remove")
-    time.sleep(0.5)
+    mid_trial(raylet)
     removed_at_ms = time.time() * 1000
     cluster.remove_node(victim)
     outcome = future.result(timeout=120)

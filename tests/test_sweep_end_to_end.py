@@ -32,16 +32,32 @@ def _runs(uri: str, kind: str):
     return client, client.search_runs([exp.experiment_id], f"tags.`sweeper.kind` = '{kind}'", max_results=1000)
 
 
+def _submit(grid, uri: str):
+    journal = str(grid.parent / "journal")
+    result = CliRunner().invoke(main, ["submit", str(grid), "--tracking-uri", uri, "--quiet", "--journal", journal])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def shared(ray_local, tmp_path_factory):
+    """One sweep that read-only tests share (a sweep and a fresh store cost seconds)."""
+    folder = tmp_path_factory.mktemp("shared")
+    grid = folder / "grid.yaml"
+    grid.write_text(GRID)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return grid, _submit(grid, uri), uri
+
+
 @pytest.fixture
 def submitted(ray_local, write_grid, tracking_uri):
+    """A sweep of the test's own, for tests that change the grid or the store."""
     grid = write_grid(GRID)
-    result = CliRunner().invoke(main, ["submit", str(grid), "--tracking-uri", tracking_uri, "--quiet"])
-    assert result.exit_code == 0, result.output
-    return grid, result
+    return grid, _submit(grid, tracking_uri)
 
 
-def test_submit_logs_every_trial_as_a_nested_run(submitted, tracking_uri):
-    _, result = submitted
+def test_submit_logs_every_trial_as_a_nested_run(shared):
+    grid, result, tracking_uri = shared
     client, sweeps = _runs(tracking_uri, "sweep")
     _, trials = _runs(tracking_uri, "trial")
     assert len(sweeps) == 1 and len(trials) == 4
@@ -64,7 +80,8 @@ def test_submit_logs_every_trial_as_a_nested_run(submitted, tracking_uri):
     assert "Leaderboard" in result.output and "sweeper ui" in result.output
 
 
-def test_weights_artifact_loads_without_pickle(submitted, tracking_uri, tmp_path):
+def test_weights_artifact_loads_without_pickle(shared, tmp_path):
+    grid, result, tracking_uri = shared
     client, trials = _runs(tracking_uri, "trial")
     path = client.download_artifacts(trials[0].info.run_id, "weights.npz", str(tmp_path))
     with np.load(path, allow_pickle=False) as weights:
@@ -97,3 +114,45 @@ def test_growing_a_grid_trains_only_the_new_points(submitted, tracking_uri):
     assert len(rows) == 6
     devs = [r["dev_error"] for r in rows]
     assert devs == sorted(devs)
+
+
+def test_parent_run_holds_grid_leaderboard_and_report(shared):
+    grid, result, tracking_uri = shared
+    client, (sweep,) = _runs(tracking_uri, "sweep")
+    names = {a.path for a in client.list_artifacts(sweep.info.run_id)}
+    assert {"grid.yaml", "leaderboard.csv", "report.html", "trials.json", "summary.txt"} <= names
+    assert sweep.info.status == "FINISHED"
+
+
+def test_test_metrics_live_only_on_ensemble_runs_however_often_resubmitted(submitted, tracking_uri):
+    grid, _ = submitted
+    grid.write_text(GRID.replace("lambda: [0, 0.1]", "lambda: [0, 0.1, 0.3]"))
+    for _ in range(2):  # grow once, then resubmit unchanged
+        result = CliRunner().invoke(main, ["submit", str(grid), "--tracking-uri", tracking_uri, "--quiet"])
+        assert result.exit_code == 0, result.output
+    client, trials = _runs(tracking_uri, "trial")
+    assert len(trials) == 6
+    for run in trials:
+        assert not [k for k in run.data.metrics if "test" in k], run.data.metrics
+    _, ensembles = _runs(tracking_uri, "ensemble")
+    methods = sorted(r.data.tags["sweeper.method"] for r in ensembles)
+    assert methods == ["caruana", "caruana", "single", "single"]  # one pair per sweep that trained
+    for run in ensembles:
+        assert 0.0 <= run.data.metrics["test_error"] <= 1.0
+        assert 0.0 <= run.data.metrics["dev_error"] <= 1.0
+    versions = client.search_model_versions("name = 'e2e'")
+    assert len(versions) == 2
+
+
+def test_rank_and_report_read_the_sweep_back_from_mlflow(shared, tmp_path):
+    grid, result, tracking_uri = shared
+    ranked = CliRunner().invoke(main, ["rank", "e2e", "--tracking-uri", tracking_uri])
+    assert ranked.exit_code == 0, ranked.output
+    assert "caruana" in ranked.output and "single" in ranked.output
+    assert "What the grid taught" in ranked.output
+    out = tmp_path / "r.html"
+    report = CliRunner().invoke(main, ["report", "e2e", "--tracking-uri", tracking_uri, "-o", str(out)])
+    assert report.exit_code == 0, report.output
+    assert out.read_text().count("data:image/png;base64") == 4
+    missing = CliRunner().invoke(main, ["rank", "nope", "--tracking-uri", tracking_uri])
+    assert missing.exit_code == 2 and "no sweep named 'nope'" in missing.output
