@@ -103,7 +103,8 @@ ray_env() {
   export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$STATE/ray_token"
   unset RAY_AUTH_TOKEN RAY_ADDRESS RAY_API_SERVER_ADDRESS
   # Trials log from the driver, but a detached sweep's driver runs on the head.
-  export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD="$(cat "$STATE/mlflow_password")"
+  MLFLOW_TRACKING_PASSWORD="$(cat "$STATE/mlflow_password")"
+  export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD
 }
 
 start_mlflow() {
@@ -147,13 +148,16 @@ start_worker() {  # index
 
 gcs_address() { cat "$(cat "$STATE/ray_tmp")/ray_current_cluster"; }
 
-wait_nodes() {  # expected count
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until [[ "$(count_nodes)" -ge "$1" ]]; do
-    for p in "$STATE"/pids/worker-*; do
-      alive "$(cat "$p")" || fail_start "$(basename "$p")" "the process exited"
-    done
-    ((SECONDS < deadline)) || fail_start head "$1 nodes not up after ${START_TIMEOUT}s"
+wait_node() {  # index: worker-i registered; one retry (Ray gives a raylet 30 s to register)
+  local i="$1" tries=0 deadline=$((SECONDS + START_TIMEOUT))
+  until [[ "$(count_nodes)" -ge $((i + 1)) ]]; do
+    if ! alive "$(pid_of "worker-$i")"; then
+      ((tries++ < 1)) || fail_start "worker-$i" "the process exited"
+      say "worker-$i exited during startup (a busy machine?); starting it again"
+      cp "$STATE/logs/worker-$i.log" "$STATE/logs/worker-$i.failed.log"
+      start_worker "$i"
+    fi
+    ((SECONDS < deadline)) || fail_start "worker-$i" "not registered after ${START_TIMEOUT}s"
     sleep 1
   done
 }
@@ -189,7 +193,8 @@ up() {
   [[ "$n" =~ ^[0-9]+$ ]] || die "N must be a number of worker nodes, got '$n'"
   check_tools
   if running; then
-    local have; have="$(ls "$STATE/pids" | grep -c '^worker-' || true)"
+    local have=0 p
+    for p in "$STATE"/pids/worker-*; do [[ -e "$p" ]] && have=$((have + 1)); done
     [[ "$have" == "$n" ]] || die "already up with $have worker nodes; run '$0 down' first to change it to $n"
     say "already up"; status; return 0
   fi
@@ -199,8 +204,8 @@ up() {
   say "starting MLflow, the Ray head and $n worker node(s) under $STATE"
   start_mlflow
   start_head
-  for ((i = 1; i <= n; i++)); do start_worker "$i"; done
-  wait_nodes $((n + 1))
+  # One node at a time: several raylets registering at once can pass Ray's 30 s limit.
+  for ((i = 1; i <= n; i++)); do start_worker "$i"; wait_node "$i"; done
   wait_for mlflow curl -sf -o /dev/null "http://127.0.0.1:$(cat "$STATE/mlflow_port")/health"
   write_env
   status

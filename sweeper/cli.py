@@ -87,6 +87,7 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
     """Run every trial of GRID that has no result yet, log it to MLflow and rank it."""
     from .runner import NoGpuError, RunOptions
     from .sweep import submit as run_sweep
+    from .tracking import TrackingUnreachable
 
     the_plan = _load(grid)
     spec = the_plan.spec
@@ -117,8 +118,15 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
         )
     except NoGpuError as exc:
         raise UserError(f"{grid}: {exc}") from None
+    except TrackingUnreachable as exc:
+        raise UserError(
+            f"cannot reach the MLflow tracking server ({exc}); start it, or pass another --tracking-uri"
+        ) from None
     except ConnectionError as exc:
-        raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+        raise UserError(
+            f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {exc}; "
+            "check the address, or leave --address out to run on a local Ray"
+        ) from None
     except KeyboardInterrupt:
         click.echo("\nInterrupted: running trials were marked KILLED. Submit again to resume.", err=True)
         sys.exit(130)

@@ -128,13 +128,14 @@ class TrialLogger:
 
     Args:
         send: Logs one result to MLflow and returns its run id; may raise while the
-            tracking store is away.
+            tracking store is away. Called as ``send(result, retry)``, where ``retry`` says
+            an earlier try of the same result failed (and may have left a partial run).
         journal: Where results wait until ``send`` succeeds.
         context: Stored with each journal entry (tracking URI, experiment, sweep run).
         on_sent: Called on the logging thread with (result, run id) after each success.
     """
 
-    def __init__(self, send: Callable[[TrialResult], str], journal: Journal, context: dict[str, str],
+    def __init__(self, send: Callable[[TrialResult, bool], str], journal: Journal, context: dict[str, str],
                  on_sent: Callable[[TrialResult, str], None] | None = None):
         self.send, self.journal, self.context, self.on_sent = send, journal, context, on_sent
         self.queue: queue.Queue = queue.Queue()
@@ -156,10 +157,12 @@ class TrialLogger:
             if item is None:
                 return
             key, result = item
+            retry = False
             while True:
                 try:
-                    run_id = self.send(result)
+                    run_id = self.send(result, retry)
                 except Exception as exc:  # the store is away: keep it and try again later
+                    retry = True
                     self.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                     if self._stop_at is not None and time.time() + delay > self._stop_at:
                         self.unsent += 1 + self._drain()

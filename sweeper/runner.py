@@ -153,12 +153,34 @@ def ensure_ray(options: RunOptions) -> bool:
     address = options.address or os.environ.get("RAY_ADDRESS") or None
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     if address:
+        check_ray_address(address)
         # Ship this driver's own core/ and sweeper/ to the cluster's workers, so they run
         # the code that planned the sweep; their dependencies come from the node's image.
         ray.init(address=address, runtime_env={"py_modules": _own_packages()}, **kwargs)
     else:
         ray.init(num_cpus=options.num_cpus, **kwargs)
     return True
+
+
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Fails in seconds when nothing listens at a Ray address (``ray.init`` waits minutes).
+
+    Raises:
+        ConnectionError: ``host:port`` (or ``ray://host:port``) refuses or does not answer.
+    """
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    if address in ("auto", "local") or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    if not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({exc.strerror or exc})") from None
 
 
 def _own_packages() -> list[str]:

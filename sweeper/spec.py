@@ -476,7 +476,8 @@ def _ensemble_warnings(filename: str, ck: Checker, ens: EnsembleSpec, n_trials: 
     replacement, so 25 rounds over 10 candidates is the usual case, not a mistake.
     """
     said = []
-    if ens.method != "none" and ens.candidates > n_trials:
+    written = ("ensemble", "candidates") in ck.locations  # the default 10 is no one's mistake
+    if ens.method != "none" and ens.candidates > n_trials and written:
         said.append(("candidates", (f"{ens.candidates} candidates, but the sweep has "
                                     f"{n_trials} trials; the ensemble draws from all of them")))
     if ens.method == "top_k" and ens.k > min(ens.candidates, n_trials):

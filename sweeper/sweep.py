@@ -182,7 +182,7 @@ def sync_all(tracking_uri: str | None, journal: Journal, tracker: Tracker | None
             name = context["experiment"]
             if name not in trackers:
                 trackers[name] = Tracker(uri, name)
-            trackers[name].log_trial(context["sweep_run_id"], result)
+            trackers[name].log_trial(context["sweep_run_id"], result, retry=True)
         except Exception:  # still away: it stays in the journal
             left += 1
             continue
@@ -245,7 +245,10 @@ def _submit(the_plan: Plan, options: RunOptions, tracker: Tracker, t0: float, ec
         if status == "FINISHED":
             _finish(the_plan, tracker, run_id, outcome, entries, echo)
         outcome.wall_seconds = time.time() - t0
-        tracker.finish_sweep(run_id, status, _sweep_metrics(outcome), {"leaderboard.csv": format_csv(outcome.rows)})
+        try:
+            tracker.finish_sweep(run_id, status, _sweep_metrics(outcome), {"leaderboard.csv": format_csv(outcome.rows)})
+        except Exception as exc:  # the store is away; the trials are safe in MLflow or the journal
+            echo(f"Warning: could not close the sweep run {run_id}: {type(exc).__name__}: {str(exc)[:200]}")
     return outcome
 
 
@@ -263,7 +266,7 @@ def _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entr
                 outcome.outcomes[rid] = result.outcome
 
     context = {"tracking_uri": tracker.tracking_uri, "experiment": tracker.experiment_name, "sweep_run_id": run_id}
-    logger = TrialLogger(lambda r: tracker.log_trial(run_id, r), journal, context, on_sent)
+    logger = TrialLogger(lambda r, retry: tracker.log_trial(run_id, r, retry), journal, context, on_sent)
 
     def on_result(result: TrialResult) -> None:
         result = _with_diagnosis(result, baseline)
@@ -288,6 +291,9 @@ def _finish(the_plan: Plan, tracker: Tracker, run_id: str, outcome: SweepOutcome
 
     spec = the_plan.spec
     t = time.time()
+    if outcome.unsent:
+        echo("Skipping ensembles and the report: some results are not in MLflow yet (`sweeper sync`, then submit again).")
+        return
     try:
         outcome.shipped = ship(tracker, run_id, spec, entries, the_plan.data, outcome.outcomes)
         html, outcome.summary = report_html(

@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ DIGEST_TAG = "sweeper.digest"
 STATUS_TAG = "sweeper.status"
 SWEEP_TAG = "sweeper.sweep"
 PARENT_TAG = "mlflow.parentRunId"
+DRIVER_TAG = "sweeper.driver"
 
 # A trial whose digest has a run with one of these statuses is not trained again: both
 # are deterministic outcomes of the configuration. failed and timed_out runs are retried.
@@ -44,6 +46,57 @@ _MLFLOW_STATUS = {
     "killed": "KILLED",
 }
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics + params + tags in one log_batch
+
+
+def driver_id() -> str:
+    """``host:pid`` of this driver process, for the ``sweeper.driver`` tag."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _driver_gone(driver: str | None) -> bool:
+    if not driver or ":" not in driver:
+        return True  # no owner recorded: nobody can still be writing it
+    host, _, pid = driver.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class TrackingUnreachable(ConnectionError):
+    """The tracking server does not answer."""
+
+
+def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
+    """Fails fast when a tracking server is down, before any trial starts.
+
+    MLflow's client retries for minutes against a server that is away; a sweep should
+    instead say so at once.
+
+    Raises:
+        TrackingUnreachable: An http(s) tracking URI whose ``/health`` does not answer.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):  # behind authentication: it is up
+            return
+        raise TrackingUnreachable(f"{url} answered HTTP {exc.code}") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingUnreachable(f"no answer from {url}: {reason}") from None
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -107,6 +160,13 @@ class Tracker:
         from mlflow import MlflowClient
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        check_reachable(self.tracking_uri)
+        if self.tracking_uri.startswith(("http://", "https://")):
+            # MLflow's client retries a call for minutes by default. The sweep has its own
+            # journal and retry loop, so fail a call in seconds unless the user chose otherwise.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.experiment_name = experiment_name
         self.experiment_id = self._experiment(experiment_name)
@@ -143,13 +203,20 @@ class Tracker:
         return done
 
     def mark_stale_running(self) -> int:
-        """Marks RUNNING runs left by a driver that died as KILLED; returns how many."""
+        """Marks RUNNING runs whose driver is gone as KILLED; returns how many.
+
+        A run's driver (tag ``sweeper.driver``, ``host:pid``) is gone when it ran on this
+        host and its process no longer exists. Runs of live drivers, and of drivers on
+        other hosts, which cannot be checked from here, are left alone.
+        """
         n = 0
         for run in self.search("attributes.status = 'RUNNING'"):
-            if run.data.tags.get(KIND_TAG) in ("trial", "sweep"):
-                self.client.set_tag(run.info.run_id, STATUS_TAG, "killed")
-                self.client.set_terminated(run.info.run_id, "KILLED")
-                n += 1
+            tags = run.data.tags
+            if tags.get(KIND_TAG) not in ("trial", "sweep", "ensemble") or not _driver_gone(tags.get(DRIVER_TAG)):
+                continue
+            self.client.set_tag(run.info.run_id, STATUS_TAG, "killed")
+            self.client.set_terminated(run.info.run_id, "KILLED")
+            n += 1
         return n
 
     def trial_entries(self, digests: Iterable[str]) -> list["Entry"]:
@@ -174,7 +241,7 @@ class Tracker:
         """Opens the parent run of one submission and logs the grid file on it."""
         run = self.client.create_run(
             self.experiment_id,
-            tags={KIND_TAG: "sweep", "mlflow.source.name": str(spec.path or "grid.yaml")},
+            tags={KIND_TAG: "sweep", DRIVER_TAG: driver_id(), "mlflow.source.name": str(spec.path or "grid.yaml")},
             run_name=f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
         )
         run_id = run.info.run_id
@@ -192,8 +259,20 @@ class Tracker:
         self.client.log_text(run_id, spec.text, Path(spec.path).name if spec.path else "grid.yaml")
         return run_id
 
-    def log_trial(self, sweep_run_id: str, result: "TrialResult") -> str:
-        """Writes one trial as a nested child run, terminated with its outcome."""
+    def log_trial(self, sweep_run_id: str, result: "TrialResult", retry: bool = False) -> str:
+        """Writes one trial as a nested child run, terminated with its outcome.
+
+        Args:
+            sweep_run_id: The parent run.
+            result: What the trial produced.
+            retry: An earlier try may have left a half-written run (the store went away
+                mid-write): delete it first, so each trial has exactly one run.
+
+        Raises:
+            Exception: Whatever the store raised; nothing half-written survives a retry.
+        """
+        if retry:
+            self._delete_partial(sweep_run_id, result.trial.digest)
         trial = result.trial
         tags = {
             PARENT_TAG: sweep_run_id,
@@ -201,6 +280,7 @@ class Tracker:
             KIND_TAG: "trial",
             DIGEST_TAG: trial.digest,
             STATUS_TAG: result.status,
+            DRIVER_TAG: driver_id(),
         }
         if result.reason:
             tags["sweeper.reason"] = result.reason[:4000]
@@ -218,6 +298,12 @@ class Tracker:
             self._log_weights(run_id, result)
         self.client.set_terminated(run_id, _MLFLOW_STATUS[result.status], end_time=result.ended_ms)
         return run_id
+
+    def _delete_partial(self, sweep_run_id: str, digest: str) -> None:
+        query = f"tags.`{SWEEP_TAG}` = '{sweep_run_id}' and tags.`{DIGEST_TAG}` = '{digest}'"
+        for run in self.search(query):
+            if run.info.status == "RUNNING":
+                self.client.delete_run(run.info.run_id)
 
     def finish_sweep(self, run_id: str, status: str, metrics: dict[str, float], files: dict[str, str]) -> None:
         """Logs the sweep's summary metrics and text files and closes the parent run."""

@@ -120,3 +120,34 @@ def test_gpu_trials_without_a_gpu_stop_unless_cpu_fallback_is_allowed(write_grid
     assert result.exit_code == 0, result.output
     assert "running every trial on CPU" in result.output
     assert "Ran 4 trials (4 finished)" in result.output
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens
+
+
+def test_unreachable_ray_address_is_found_before_any_trial(write_grid, tracking_uri, tmp_path):
+    import time
+
+    start = time.time()
+    address = f"127.0.0.1:{_closed_port()}"
+    result = CliRunner().invoke(main, ["submit", str(write_grid(SMALL)), "--address", address, "--tracking-uri", tracking_uri])
+    assert result.exit_code == 2, result.output
+    assert f"cannot reach the Ray cluster at {address}" in result.output
+    assert "Traceback" not in result.output
+    assert time.time() - start < 60
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name("cli")
+    assert exp is None or not client.search_runs([exp.experiment_id])
+
+
+def test_unreachable_tracking_server_is_found_before_any_trial(write_grid):
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    result = CliRunner().invoke(main, ["submit", str(write_grid(SMALL)), "--local", "--tracking-uri", uri])
+    assert result.exit_code == 2, result.output
+    assert "cannot reach the MLflow tracking server" in result.output and uri in result.output
+    assert "Traceback" not in result.output

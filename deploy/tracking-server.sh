@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The MLflow tracking server of a sweeper cluster: PostgreSQL for runs and the model
+# registry, an artifact store (a folder, or s3://, gs://, ...) served through the server,
+# MLflow's basic authentication and a Host header allow-list. Runs in the foreground
+# (for systemd, a container or tmux).
+#
+# Required:
+#   MLFLOW_BACKEND_STORE_URI      postgresql+psycopg://USER@DBHOST:5432/mlflow  (no password in it:
+#                                 it would show in `ps`; use PGPASSWORD or ~/.pgpass)
+#   MLFLOW_ARTIFACTS_DESTINATION  /srv/mlflow/artifacts, or s3://bucket/prefix, ...
+# Secrets (first start): either set
+#   MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY
+# or let this script generate them (0600) into MLFLOW_SECRETS_DIR
+#   (default ~/.config/sweeper/mlflow); the admin password is created in the user
+#   store on the first start only; rotate it with MLflow's update-password API.
+# Optional:
+#   MLFLOW_HOST (127.0.0.1), MLFLOW_PORT (5000), MLFLOW_WORKERS (2)
+#   MLFLOW_ALLOWED_HOSTS          Host headers accepted (default 127.0.0.1:PORT,localhost:PORT);
+#                                 add the name clients use, e.g. mlflow.internal:5000
+#   MLFLOW_AUTH_DATABASE_URI      user store (default: the backend store; its own tables)
+#   MLFLOW_AUTH_ADMIN_USERNAME    (admin)
+#   MLFLOW_DEFAULT_PERMISSION     what a new user may do with others' experiments (READ)
+#   PYTHON                        (python3)
+set -euo pipefail
+
+die() { echo "tracking-server: error: $*" >&2; exit 1; }
+
+PYTHON="${PYTHON:-python3}"
+: "${MLFLOW_BACKEND_STORE_URI:?set MLFLOW_BACKEND_STORE_URI, e.g. postgresql+psycopg://mlflow@db:5432/mlflow}"
+: "${MLFLOW_ARTIFACTS_DESTINATION:?set MLFLOW_ARTIFACTS_DESTINATION, e.g. /srv/mlflow/artifacts or s3://bucket/mlflow}"
+HOST="${MLFLOW_HOST:-127.0.0.1}"
+PORT="${MLFLOW_PORT:-5000}"
+WORKERS="${MLFLOW_WORKERS:-2}"
+ALLOWED_HOSTS="${MLFLOW_ALLOWED_HOSTS:-127.0.0.1:$PORT,localhost:$PORT}"
+SECRETS="${MLFLOW_SECRETS_DIR:-$HOME/.config/sweeper/mlflow}"
+
+[[ "$MLFLOW_BACKEND_STORE_URI" =~ ://[^/@]*:[^/@]*@ ]] \
+  && die "MLFLOW_BACKEND_STORE_URI holds a password; move it to PGPASSWORD or ~/.pgpass"
+[[ "$ALLOWED_HOSTS" == "*" ]] && die "MLFLOW_ALLOWED_HOSTS='*' turns off the Host check; name the hosts"
+"$PYTHON" -c 'import mlflow, flask_wtf' 2>/dev/null || die "$PYTHON needs mlflow[auth]: pip install 'mlflow[auth]'"
+if [[ "$MLFLOW_BACKEND_STORE_URI" == postgresql* ]]; then
+  "$PYTHON" -c 'import psycopg' 2>/dev/null || die "$PYTHON needs psycopg (3): pip install 'psycopg[binary]'"
+fi
+
+secret_from_file() {  # variable, file: fill the variable from the file, generating it once
+  local var="$1" file="$SECRETS/$2"
+  [[ -n "${!var:-}" ]] && return 0
+  if [[ ! -s "$file" ]]; then
+    (umask 077 && mkdir -p "$SECRETS" && "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$file")
+    echo "tracking-server: generated $file" >&2
+  fi
+  export "$var=$(cat "$file")"
+}
+secret_from_file MLFLOW_AUTH_ADMIN_PASSWORD admin_password
+secret_from_file MLFLOW_FLASK_SERVER_SECRET_KEY flask_secret_key
+export MLFLOW_AUTH_ADMIN_USERNAME="${MLFLOW_AUTH_ADMIN_USERNAME:-admin}"
+
+# The auth app reads its settings from an ini file; it holds no secret.
+AUTH_INI="$(mktemp "${TMPDIR:-/tmp}/mlflow-auth.XXXXXX.ini")"
+trap 'rm -f "$AUTH_INI"' EXIT
+cat >"$AUTH_INI" <<EOF
+[mlflow]
+default_permission = ${MLFLOW_DEFAULT_PERMISSION:-READ}
+database_uri = ${MLFLOW_AUTH_DATABASE_URI:-$MLFLOW_BACKEND_STORE_URI}
+admin_username = $MLFLOW_AUTH_ADMIN_USERNAME
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+EOF
+export MLFLOW_AUTH_CONFIG_PATH="$AUTH_INI"
+# MLflow's background job runner (GenAI jobs) is not used by sweeper.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
+
+echo "tracking-server: MLflow on http://$HOST:$PORT (allowed hosts: $ALLOWED_HOSTS), basic auth, user '$MLFLOW_AUTH_ADMIN_USERNAME'" >&2
+"$PYTHON" -m mlflow server --app-name basic-auth \
+  --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" \
+  --artifacts-destination "$MLFLOW_ARTIFACTS_DESTINATION" \
+  --host "$HOST" --port "$PORT" --workers "$WORKERS" \
+  --allowed-hosts "$ALLOWED_HOSTS" &
+child=$!
+# Forward a stop to MLflow and wait, so the ini file is removed after it exits.
+trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; rm -f "$AUTH_INI"' TERM INT
+wait "$child"

@@ -1,0 +1,170 @@
+"""The tracking server stopped mid-sweep: results wait in the journal and none is lost."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+import sweeper.sweep
+from sweeper.cli import main
+from sweeper.journal import Journal, decode, encode
+
+GRID = """\
+name: outage
+seed: 4
+dataset: {name: moons, n_samples: 300, noise: 0.2}
+grid:
+  lambda: [0, 0.01, 0.1, 0.3, 1.0, 3.0]
+fixed:
+  architecture: [32, 16]
+  epochs: 400
+  batch_size: 32
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real `mlflow server` on 127.0.0.1 that a test can stop and start again."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port, self.proc = folder, _free_port(), None
+        self.uri = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
+            "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
+                    return
+            except OSError:
+                assert self.proc.poll() is None, "mlflow server exited at start"
+                time.sleep(0.3)
+        raise AssertionError("mlflow server did not answer within 90 s")
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server(tmp_path)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _trial_digests(uri: str) -> list[str]:
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("outage")
+    runs = client.search_runs([exp.experiment_id], "tags.`sweeper.kind` = 'trial'", max_results=1000)
+    return [r.data.tags["sweeper.digest"] for r in runs]
+
+
+def _stop_after_first_trial(server: Server, journal: Path, restart_after: float | None) -> threading.Thread:
+    def outage():
+        deadline = time.time() + 120
+        while time.time() < deadline and not _has_trial(server.uri):
+            time.sleep(0.2)
+        server.stop()
+        if restart_after is not None:
+            time.sleep(restart_after)
+            server.start()
+
+    thread = threading.Thread(target=outage, daemon=True)
+    thread.start()
+    return thread
+
+
+def _has_trial(uri: str) -> bool:
+    try:
+        return bool(_trial_digests(uri))
+    except Exception:
+        return False
+
+
+def test_results_wait_in_the_journal_and_are_logged_when_the_server_returns(server, tmp_path, monkeypatch):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(GRID)
+    journal = tmp_path / "journal"
+    outage = _stop_after_first_trial(server, journal, restart_after=4.0)
+    args = ["submit", str(grid), "--local", "--tracking-uri", server.uri, "--journal", str(journal), "-q"]
+    result = CliRunner().invoke(main, args)
+    outage.join(timeout=120)
+    assert result.exit_code == 0, result.output
+    digests = _trial_digests(server.uri)
+    assert len(digests) == 6 and len(set(digests)) == 6  # none lost, none twice
+    assert not list(journal.glob("*.json"))
+
+
+def test_results_left_unsent_are_logged_by_sync(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweeper.sweep, "LOG_WAIT_SECONDS", 3.0)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(GRID)
+    journal = tmp_path / "journal"
+    outage = _stop_after_first_trial(server, journal, restart_after=None)
+    args = ["submit", str(grid), "--local", "--tracking-uri", server.uri, "--journal", str(journal), "-q"]
+    result = CliRunner().invoke(main, args)
+    outage.join(timeout=120)
+    assert "kept in the journal" in result.output
+    kept = len(list(journal.glob("*.json")))
+    assert kept >= 1
+    server.start()
+    synced = CliRunner().invoke(main, ["sync", "--tracking-uri", server.uri, "--journal", str(journal)])
+    assert synced.exit_code == 0, synced.output
+    assert f"Logged {kept} journaled result(s); 0 left." in synced.output
+    digests = _trial_digests(server.uri)
+    assert len(digests) == 6 and len(set(digests)) == 6
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "nothing to train" in again.output
+
+
+def test_a_journal_entry_round_trips_without_pickle(tmp_path):
+    from core.config import TrainConfig
+    from sweeper.results import run_trial
+    from sweeper.spec import TrialSpec
+    from core.datasets import load_dataset
+    from core.splits import prepare
+    import numpy as np
+
+    data = prepare(load_dataset({"name": "moons", "n_samples": 100}, rng=np.random.default_rng(0)), rng=np.random.default_rng(0))
+    trial = TrialSpec(TrainConfig(architecture=(4,), epochs=3, keep_prob=(0.9,)), 0, 7, "ab" * 32, (("keep_prob", (0.9,)),))
+    result = run_trial(trial, data)
+    back = decode(*encode(result))
+    assert back.trial == trial
+    assert back.outcome.history == result.outcome.history
+    assert all(np.array_equal(back.outcome.params[k], v) for k, v in result.outcome.params.items())
+    journal = Journal(tmp_path)
+    key = journal.write({"tracking_uri": "x", "experiment": "e", "sweep_run_id": "r"}, result)
+    ((k, context, again),) = list(journal.pending("x"))
+    assert k == key and context["experiment"] == "e" and again.trial.digest == trial.digest
+    with np.load(tmp_path / f"{key}.npz", allow_pickle=False) as npz:
+        assert "params/W1" in npz.files

@@ -1,0 +1,215 @@
+"""Sweeps logged to a real MLflow tracking server over HTTP: first on a sqlite store, then
+on PostgreSQL through deploy/tracking-server.sh (basic auth, Host allow-list)."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from sweeper.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = """\
+name: served
+seed: 11
+dataset: {name: moons, n_samples: 200, noise: 0.2}
+grid:
+  lambda: [0, 0.1]
+  initializer: [he, xavier]
+fixed:
+  architecture: [8, 4]
+  epochs: 15
+ensemble: {method: none}
+"""
+N_TRIALS = 4
+START_TIMEOUT = 150
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"no /health from {url} after {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def server(cmd: list[str], log: Path, port: int, env: dict[str, str] | None = None):
+    """Runs a server in its own process group; stops the whole group afterwards."""
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, log)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def submit_and_check(grid: Path, url: str, artifacts: Path, tmp_path: Path) -> MlflowClient:
+    """Runs the sweep in-process (--local) against ``url`` and checks every trial over HTTP."""
+    result = CliRunner().invoke(main, ["submit", str(grid), "--local", "--tracking-uri", url, "--quiet"])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(tracking_uri=url)
+    exp = client.get_experiment_by_name("served")
+    trials = client.search_runs([exp.experiment_id], "tags.`sweeper.kind` = 'trial'", max_results=100)
+    assert len(trials) == N_TRIALS
+    for run in trials:
+        assert run.info.status == "FINISHED"
+        assert {"dev_error", "train_error", "n_params"} <= set(run.data.metrics)
+        assert "weights.npz" in [a.path for a in client.list_artifacts(run.info.run_id)]
+    path = client.download_artifacts(trials[0].info.run_id, "weights.npz", str(tmp_path))
+    with np.load(path, allow_pickle=False) as weights:
+        assert weights["W1"].shape == (2, 8)
+    # the server proxied the uploads into its own artifact store
+    assert len(glob.glob(str(artifacts / "**" / "weights.npz"), recursive=True)) == N_TRIALS
+    return client
+
+
+def test_sweep_logs_to_a_tracking_server_over_http(write_grid, tmp_path):
+    grid = write_grid(GRID)
+    port = free_port()
+    artifacts = tmp_path / "artifacts"
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination", str(artifacts),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    with server(cmd, tmp_path / "mlflow.log", port) as url:
+        submit_and_check(grid, url, artifacts, tmp_path)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None)
+    if not found:
+        pytest.fail(
+            f"PostgreSQL's {name} is not installed; this test needs a real server: "
+            "apt-get install -y postgresql (CI installs it in .ci/run)"
+        )
+    return found
+
+
+def _as_postgres() -> list[str]:
+    # initdb refuses to run as root; as root, run the server as the postgres user.
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port with a random password.
+
+    Yields (host, port, user, password, database).
+    """
+    try:
+        import psycopg  # noqa: F401  (SQLAlchemy's driver for postgresql+psycopg:// stores)
+    except ImportError:
+        pytest.fail("psycopg is not installed: pip install -e '.[test]' (psycopg[binary])")
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    # Not under pytest's tmp_path: the postgres user must reach it, and socket paths are short.
+    base = Path(tempfile.mkdtemp(prefix="swpg"))
+    password = secrets.token_urlsafe(24)
+    (base / "pw").write_text(password)
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+        shutil.chown(base / "pw", "postgres", "postgres")
+    os.chmod(base / "pw", 0o600)
+    port = free_port()
+    data = base / "data"
+    run = lambda *args: subprocess.run([*_as_postgres(), *args], check=True, capture_output=True, timeout=120)  # noqa: E731
+    try:
+        run(initdb, "-D", str(data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={base / 'pw'}", "-E", "UTF8")
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
+        run(pg_ctl, "-D", str(data), "-l", str(base / "log"), "-o", options, "-w", "-t", "60", "start")
+        import psycopg
+
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user="postgres", password=password, dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE DATABASE mlflow")
+        yield "127.0.0.1", port, "postgres", password, "mlflow"
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"PostgreSQL did not start: {exc.cmd}: {exc.stderr.decode()[-2000:]}")
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*_as_postgres(), pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_tracking_server_script_keeps_sweeps_in_postgres(postgres, write_grid, tmp_path, monkeypatch):
+    host, pg_port, user, pg_password, db = postgres
+    grid = write_grid(GRID)
+    port = free_port()
+    artifacts = tmp_path / "artifacts"
+    secrets_dir = tmp_path / "secrets"
+    env = {
+        "MLFLOW_BACKEND_STORE_URI": f"postgresql+psycopg://{user}@{host}:{pg_port}/{db}",
+        "PGPASSWORD": pg_password,
+        "MLFLOW_ARTIFACTS_DESTINATION": str(artifacts),
+        "MLFLOW_PORT": str(port),
+        "MLFLOW_WORKERS": "1",
+        "MLFLOW_SECRETS_DIR": str(secrets_dir),
+        "PYTHON": sys.executable,
+    }
+    for name in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    script = ROOT / "deploy" / "tracking-server.sh"
+    with server(["bash", str(script)], tmp_path / "server.log", port, env) as url:
+        # the script generated the admin password into a private file
+        password_file = secrets_dir / "admin_password"
+        assert password_file.stat().st_mode & 0o077 == 0
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
+        assert refused.value.code == 401
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password_file.read_text().strip())
+        submit_and_check(grid, url, artifacts, tmp_path)
+
+    import psycopg
+
+    with psycopg.connect(host=host, port=pg_port, user=user, password=pg_password, dbname=db) as conn:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE t.key = 'sweeper.kind' AND t.value = 'trial'"
+        ).fetchone()
+    assert n == N_TRIALS  # the runs live in PostgreSQL
