@@ -19,7 +19,9 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -289,17 +291,29 @@ def logs(job: str, address: str | None, follow: bool) -> None:
 def _drive(argv: Sequence[str]) -> None:
     """A detached sweep's entrypoint on the cluster: ``sweeper submit ARGV``.
 
-    It joins the cluster before the runner does, with no runtime_env of its own, so the
-    runner reuses that connection and the job's environment (working_dir, the submitter's
-    packages) stays whole. Ray 2.60 deletes the job's working_dir when a driver inside the
-    job calls ``ray.init`` with ``py_modules`` of its own (RAY_OVERRIDE_JOB_RUNTIME_ENV=1).
+    Two Ray 2.60 behaviours shape it. Ray re-extracts a job's working_dir when the driver
+    connects, replacing the folder the driver stands in, so the sweep works from a private
+    copy. And the driver joins the cluster before the runner does, with no runtime_env of
+    its own, so the runner reuses that connection and the job's environment (the
+    submitter's packages) stays whole.
     """
     import ray
 
-    ray.init(log_to_driver=False, logging_level="WARNING")
     from .cli import main
+    from .journal import DEFAULT_JOURNAL
 
-    main(["submit", *argv], prog_name="sweeper")
+    workdir = Path(tempfile.mkdtemp(prefix="sweeper-job-"))
+    shutil.copytree(Path.cwd(), workdir, dirs_exist_ok=True)
+    os.chdir(workdir)
+    try:
+        ray.init(log_to_driver=False, logging_level="WARNING")
+        main(["submit", *argv], prog_name="sweeper")
+    finally:
+        journal = workdir / DEFAULT_JOURNAL
+        if journal.is_dir() and any(journal.iterdir()):
+            print(f"Results not yet in MLflow are kept on this node in {journal}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - runs on the cluster

@@ -148,12 +148,13 @@ def ensure_ray(options: RunOptions) -> bool:
     """
     import ray
 
+    address = options.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        check_ray_address(address)  # even when connected: the user named this cluster
     if ray.is_initialized():
         return False
-    address = options.address or os.environ.get("RAY_ADDRESS") or None
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     if address:
-        check_ray_address(address)
         # Ship this driver's own core/ and sweeper/ to the cluster's workers, so they run
         # the code that planned the sweep; their dependencies come from the node's image.
         ray.init(address=address, runtime_env={"py_modules": _own_packages()}, **kwargs)
