@@ -185,14 +185,15 @@ class TrialLogger:
                 return n
 
     def close(self, timeout: float = 60.0) -> int:
-        """Waits up to ``timeout`` seconds for the queue to empty; returns results left unsent.
+        """Waits for every queued result to be sent; returns how many were left unsent.
 
-        Unsent results stay in the journal.
+        A healthy store gets all the time its backlog needs; ``timeout`` bounds only how
+        long failing sends go on being retried. Unsent results stay in the journal.
         """
         self._stop_at = time.time() + timeout
         self.queue.put(None)
-        self._thread.join(timeout + 1)
-        return self.unsent + (self._drain() if not self._thread.is_alive() else self.queue.qsize())
+        self._thread.join()
+        return self.unsent
 
 
 __all__ = ["DEFAULT_JOURNAL", "Journal", "TrialLogger", "decode", "encode"]

@@ -159,7 +159,9 @@ def ensure_ray(options: RunOptions) -> bool:
         # the code that planned the sweep; their dependencies come from the node's image.
         ray.init(address=address, runtime_env={"py_modules": _own_packages()}, **kwargs)
     else:
-        ray.init(num_cpus=options.num_cpus, **kwargs)
+        # "local": always a new single-node Ray, never a cluster that `ray start` left
+        # running on this machine (ray.init would otherwise join it).
+        ray.init(address="local", num_cpus=options.num_cpus, **kwargs)
     return True
 
 

@@ -265,14 +265,18 @@ class Tracker:
         Args:
             sweep_run_id: The parent run.
             result: What the trial produced.
-            retry: An earlier try may have left a half-written run (the store went away
-                mid-write): delete it first, so each trial has exactly one run.
+            retry: An earlier try may have written the run (its answer was lost, or the
+                driver died before forgetting it) or half-written it (the store went away
+                mid-write): reuse a complete one, delete a half-written one, so each
+                trial has exactly one run.
 
         Raises:
             Exception: Whatever the store raised; nothing half-written survives a retry.
         """
         if retry:
-            self._delete_partial(sweep_run_id, result.trial.digest)
+            existing = self._settle_earlier_try(sweep_run_id, result)
+            if existing:
+                return existing  # MLflow took it before; the caller's journal entry can go
         trial = result.trial
         tags = {
             PARENT_TAG: sweep_run_id,
@@ -299,11 +303,16 @@ class Tracker:
         self.client.set_terminated(run_id, _MLFLOW_STATUS[result.status], end_time=result.ended_ms)
         return run_id
 
-    def _delete_partial(self, sweep_run_id: str, digest: str) -> None:
-        query = f"tags.`{SWEEP_TAG}` = '{sweep_run_id}' and tags.`{DIGEST_TAG}` = '{digest}'"
+    def _settle_earlier_try(self, sweep_run_id: str, result: "TrialResult") -> str | None:
+        """Deletes a half-written run of this result; returns the id of a complete one."""
+        query = f"tags.`{SWEEP_TAG}` = '{sweep_run_id}' and tags.`{DIGEST_TAG}` = '{result.trial.digest}'"
         for run in self.search(query):
             if run.info.status == "RUNNING":
                 self.client.delete_run(run.info.run_id)
+            elif (run.data.tags.get(STATUS_TAG) == result.status
+                  and run.info.status == _MLFLOW_STATUS[result.status]):
+                return run.info.run_id
+        return None
 
     def finish_sweep(self, run_id: str, status: str, metrics: dict[str, float], files: dict[str, str]) -> None:
         """Logs the sweep's summary metrics and text files and closes the parent run."""
