@@ -135,6 +135,8 @@ class TrialLogger:
         on_sent: Called on the logging thread with (result, run id) after each success.
     """
 
+    MAX_DELAY = 30.0  # seconds between retries, at most, while the store is away
+
     def __init__(self, send: Callable[[TrialResult, bool], str], journal: Journal, context: dict[str, str],
                  on_sent: Callable[[TrialResult, str], None] | None = None):
         self.send, self.journal, self.context, self.on_sent = send, journal, context, on_sent
@@ -168,7 +170,7 @@ class TrialLogger:
                         self.unsent += 1 + self._drain()
                         return
                     time.sleep(delay)
-                    delay = min(delay * 2, 30.0)
+                    delay = min(delay * 2, self.MAX_DELAY)
                     continue
                 delay = 1.0
                 self.journal.remove(key)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .spec import SweepSpec
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-HISTORY_POINTS = 300
+HISTORY_POINTS = 200
 """Most points kept per history metric; longer histories are thinned evenly."""
 
 KIND_TAG = "sweeper.kind"

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 import sweeper.sweep
 from sweeper.cli import main
-from sweeper.journal import Journal, decode, encode
+from sweeper.journal import Journal, TrialLogger, decode, encode
 
 GRID = """\
 name: outage
@@ -26,7 +26,7 @@ grid:
   lambda: [0, 0.01, 0.1, 0.3, 1.0, 3.0]
 fixed:
   architecture: [32, 16]
-  epochs: 400
+  epochs: 100
   batch_size: 32
 """
 
@@ -75,7 +75,8 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, monkeypatch):
+    monkeypatch.setattr(TrialLogger, "MAX_DELAY", 2.0)  # retry often: the outage is short
     srv = Server(tmp_path)
     srv.start()
     yield srv
