@@ -96,6 +96,8 @@ default_permission = NO_PERMISSIONS
 database_uri = sqlite:///$STATE/basic_auth.db
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# A password check is a PBKDF2 hash (~0.5 s of CPU); trust a checked one for 60 s.
+auth_cache_ttl_seconds = 60
 EOF
 }
 

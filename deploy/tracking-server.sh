@@ -20,6 +20,10 @@
 #   MLFLOW_AUTH_DATABASE_URI      user store (default: the backend store; its own tables)
 #   MLFLOW_AUTH_ADMIN_USERNAME    (admin)
 #   MLFLOW_DEFAULT_PERMISSION     what a new user may do with others' experiments (READ)
+#   MLFLOW_AUTH_CACHE_TTL         seconds a checked password stays trusted (60). Each check
+#                                 is a PBKDF2 hash, ~0.5 s of CPU: uncached, every MLflow
+#                                 call of a sweep pays it. A changed or revoked password
+#                                 is honoured after at most this long; 0 turns the cache off.
 #   PYTHON                        (python3)
 set -euo pipefail
 
@@ -64,6 +68,7 @@ default_permission = ${MLFLOW_DEFAULT_PERMISSION:-READ}
 database_uri = ${MLFLOW_AUTH_DATABASE_URI:-$MLFLOW_BACKEND_STORE_URI}
 admin_username = $MLFLOW_AUTH_ADMIN_USERNAME
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = ${MLFLOW_AUTH_CACHE_TTL:-60}
 EOF
 export MLFLOW_AUTH_CONFIG_PATH="$AUTH_INI"
 # MLflow's background job runner (GenAI jobs) is not used by sweeper.

@@ -7,6 +7,10 @@ import sys
 
 import click
 
+from .jobs import detach_option
+from .jobs import logs as logs_command
+from .jobs import status as status_command
+
 DEFAULT_MAX_TRIALS = 1000
 DEFAULT_JOURNAL = ".sweeper-journal"  # sweeper.journal.DEFAULT_JOURNAL, without importing it
 
@@ -83,7 +87,8 @@ def validate(grid: str) -> None:
 @click.option("--timeout", type=float, default=None, help="Per-trial timeout in seconds (overrides the grid).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @click.option("--journal", default=DEFAULT_JOURNAL, show_default=True, help="Where results wait while MLflow is away.")
-def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpus, timeout, quiet, journal) -> None:
+@detach_option
+def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpus, timeout, quiet, journal, detach) -> None:
     """Run every trial of GRID that has no result yet, log it to MLflow and rank it."""
     from .runner import NoGpuError, RunOptions
     from .sweep import submit as run_sweep
@@ -101,6 +106,15 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
             f"{grid} expands to {len(the_plan.trials)} trials, over the cap of {max_trials}; "
             "pass --yes to run them anyway, or --max-trials N"
         )
+    if detach:
+        if local:
+            raise click.UsageError("--detach runs on a Ray cluster; leave out --local")
+        from .jobs import detach as submit_as_job
+
+        extra = ["--max-trials", str(max_trials)] + (["--yes"] if yes else [])
+        extra += ["--timeout", str(timeout)] if timeout is not None else []
+        submit_as_job(grid, address, tracking_uri, extra)
+        return
     res = spec.resources
     options = RunOptions(
         local=local,
@@ -299,6 +313,10 @@ def _stored(sweep: str, tracking_uri: str | None):
         return load_stored(sweep, tracking_uri)
     except StoredSweepError as exc:
         raise UserError(str(exc)) from None
+
+
+main.add_command(status_command, "status")
+main.add_command(logs_command, "logs")
 
 
 if __name__ == "__main__":  # pragma: no cover

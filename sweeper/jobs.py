@@ -31,7 +31,6 @@ import click
 KIND_KEY = "sweeper.kind"
 GRID_KEY = "sweeper.grid"
 WORKING_DIR_EXCLUDES = ["mlflow.db", "*.db", "mlruns/", "mlartifacts/", ".git/", "__pycache__/", "*.pyc"]
-TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "STOPPED")
 _ADDRESS_ENV = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 _ADDRESS_HELP = (
     "Ray cluster: its dashboard / Jobs API (http://HEAD:8265) or its GCS address (HEAD:6379); "

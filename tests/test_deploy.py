@@ -21,6 +21,7 @@ from base64 import b64encode
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -178,11 +179,13 @@ def test_detached_sweep_runs_as_a_ray_job(local_cluster, tmp_path):
     grid = tmp_path / "detached.yaml"
     grid.write_text(GRID.format(name="detached"))
     env = local_cluster.env
-    job_id = _jobs(
+    submitted = _jobs(
         local_cluster,
-        "from sweeper.jobs import submit_detached; import os; "
-        f"print(submit_detached({str(grid)!r}, os.environ['RAY_API_SERVER_ADDRESS'], os.environ['MLFLOW_TRACKING_URI']))",
-    ).strip().splitlines()[-1]
+        "from sweeper.jobs import detach; import os; "
+        f"detach({str(grid)!r}, os.environ['RAY_API_SERVER_ADDRESS'], os.environ['MLFLOW_TRACKING_URI'])",
+    )
+    job_id = re.search(r"Submitted (\S+) to", submitted).group(1)
+    assert f"sweeper logs {job_id}" in submitted
     assert job_id.startswith("sweeper-detached-")
     status = ""
     deadline = time.monotonic() + 300
@@ -219,6 +222,30 @@ def test_down_leaves_nothing_running_or_listening(local_cluster):
             assert s.connect_ex(("127.0.0.1", port)) != 0
     again = local_cluster.script("down")
     assert again.returncode == 0 and "not running" in again.stderr
+
+
+def test_detached_sweeps_need_a_cluster_address_and_a_tracking_server(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from sweeper.jobs import status, submit_detached
+
+    for name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(status, [])
+    assert result.exit_code == 2 and "--address http://HEAD:8265" in result.output
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(GRID.format(name="nowhere"))
+    for uri in (None, "sqlite:///mlflow.db", "file:./mlruns"):
+        with pytest.raises(click.UsageError, match="tracking"):
+            submit_detached(grid, "http://127.0.0.1:1", uri)
+    with pytest.raises(click.ClickException, match="cannot reach the Ray Jobs API"):
+        submit_detached(grid, f"http://127.0.0.1:{_closed_port()}", "http://mlflow:5000")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again once the with block ends
 
 
 # -- static checks of the manifests ------------------------------------------------------
@@ -331,6 +358,9 @@ def test_dockerfile_builds_one_image_for_every_role():
     assert re.search(r'^ENTRYPOINT \["tini", "--", "/opt/sweeper/entrypoint.sh"\]', text, flags=re.M)
     assert re.search(r"^USER (?!root)\w+", text, flags=re.M)
     assert "psycopg" in text and "mlflow[auth]" in text
+    ignore = [line for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines() if line[:1] not in ("", "#")]
+    assert ignore[0] == "*" and "!sweeper/" in ignore  # an allow-list: no .env, no local stores
+    assert not [line for line in ignore if line.startswith("!") and (".env" in line or ".local-cluster" in line)]
     entrypoint = (DEPLOY / "entrypoint.sh").read_text()
     for role, script in (("head", "head.sh"), ("worker", "worker.sh"), ("mlflow", "tracking-server.sh")):
         assert re.search(rf"^\s*{role}\).*{re.escape(script)}", entrypoint, flags=re.M), role
