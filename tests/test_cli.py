@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
@@ -151,3 +153,33 @@ def test_unreachable_tracking_server_is_found_before_any_trial(write_grid):
     assert result.exit_code == 2, result.output
     assert "cannot reach the MLflow tracking server" in result.output and uri in result.output
     assert "Traceback" not in result.output
+
+
+CSV_GRID = """\
+name: csv
+dataset: {path: data.csv, target: label}
+grid:
+  lambda: [0]
+fixed:
+  architecture: [4]
+"""
+
+
+@pytest.mark.parametrize(
+    "csv, expected",
+    [
+        ("a,b,y\n1,2,0\n3,4,1\n", ["data.csv", "no target column 'label'", "'a', 'b', 'y'"]),  # no target column
+        ("a,b,label\n1,x,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n", ["data.csv", "'b'", "row 2 'x'"]),  # text cell
+        ("a,b,label\n1,,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n", ["data.csv", "column 'b' has empty cells: row 2"]),  # empty cell
+        ("a,b,label\n1,2,0\n3,4,0\n5,6,0\n7,8,0\n9,1,0\n", ["data.csv", "one class"]),
+        ("a,b,label\n1,2,0\n3,4,1\n", ["too small for its split", "2 examples"]),
+    ],
+    ids=["no-target-column", "text-cell", "empty-cell", "one-class", "too-small"],
+)
+def test_bad_csv_data_is_a_clear_error_with_exit_2(write_grid, tmp_path, csv, expected):
+    (tmp_path / "data.csv").write_text(csv)
+    result = CliRunner().invoke(main, ["validate", str(write_grid(CSV_GRID))])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for fragment in expected:
+        assert fragment in result.output, (fragment, result.output)
