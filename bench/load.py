@@ -40,7 +40,8 @@ def grid_text(trials: int) -> str:
     lines = "\n".join(f"  {k}: {v}" for k, v in axes.items())
     return (
         "name: load\nseed: 1\ndataset: {name: moons, n_samples: 200, noise: 0.2}\ngrid:\n"
-        + lines + "\nfixed:\n  epochs: 2\nensemble: {method: none}\n"
+        + lines
+        + "\nfixed:\n  epochs: 2\nensemble: {method: none}\n"
     )
 
 
@@ -71,8 +72,14 @@ def main() -> int:
     threading.Thread(target=sample, daemon=True).start()
     start_rss = me.memory_info().rss
     t0 = time.time()
-    outcome = submit(the_plan, RunOptions(), uri, echo=lambda s: None, progress_enabled=False,
-                     journal_dir=folder / "journal")
+    outcome = submit(
+        the_plan,
+        RunOptions(),
+        uri,
+        echo=lambda s: None,
+        progress_enabled=False,
+        journal_dir=folder / "journal",
+    )
     wall = time.time() - t0
     done.set()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -80,7 +87,9 @@ def main() -> int:
     exp = client.get_experiment_by_name("load")
     runs, token = [], None
     while True:
-        page = client.search_runs([exp.experiment_id], "tags.`sweeper.kind` = 'trial'", max_results=1000, page_token=token)
+        page = client.search_runs(
+            [exp.experiment_id], "tags.`sweeper.kind` = 'trial'", max_results=1000, page_token=token
+        )
         runs += page
         token = page.token
         if not token:
@@ -88,13 +97,19 @@ def main() -> int:
     digests = [r.data.tags["sweeper.digest"] for r in runs]
     n = len(the_plan.trials)
     half = [rss for t, rss in samples if t - t0 < wall / 2]
-    print(f"trials: {n}, finished: {outcome.counts.get('finished', 0)}, runs in MLflow: {len(runs)}, "
-          f"distinct digests: {len(set(digests))}, missing: {n - len(set(digests))}, duplicates: {len(digests) - len(set(digests))}")
-    print(f"wall: {wall:.1f} s ({wall / n * 1000:.0f} ms per trial), training {outcome.train_seconds:.1f} s, "
-          f"overhead {outcome.overhead_per_trial * 1000:.0f} ms per trial")
-    print(f"driver RSS: start {start_rss / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB, "
-          f"peak in first half {max(half) / 2**20 if half else float('nan'):.0f} MiB, "
-          f"growth {(peak - start_rss) / n / 1024:.1f} KiB per trial")
+    print(
+        f"trials: {n}, finished: {outcome.counts.get('finished', 0)}, runs in MLflow: {len(runs)}, "
+        f"distinct digests: {len(set(digests))}, missing: {n - len(set(digests))}, duplicates: {len(digests) - len(set(digests))}"
+    )
+    print(
+        f"wall: {wall:.1f} s ({wall / n * 1000:.0f} ms per trial), training {outcome.train_seconds:.1f} s, "
+        f"overhead {outcome.overhead_per_trial * 1000:.0f} ms per trial"
+    )
+    print(
+        f"driver RSS: start {start_rss / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB, "
+        f"peak in first half {max(half) / 2**20 if half else float('nan'):.0f} MiB, "
+        f"growth {(peak - start_rss) / n / 1024:.1f} KiB per trial"
+    )
     ok = len(runs) == len(set(digests)) == n
     print("OK" if ok else "FAILED: the store does not hold every trial exactly once")
     return 0 if ok else 1

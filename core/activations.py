@@ -72,6 +72,18 @@ def sigmoid_derivative(A: Any, xp: Any) -> Any:
     return A * (1.0 - A)
 
 
+def _times_derivative(dA: Any, A: Any, name: str, xp: Any) -> Any:
+    """``dA *= g'(A)`` in place, for the activation ``name``; returns ``dA``.
+
+    ReLU's derivative is its 0/1 mask, applied as a boolean without building a float array
+    (``x * True`` is ``x * 1.0`` exactly, and a NaN or inf in ``dA`` still turns into NaN).
+    """
+    if name == "relu":
+        return xp.multiply(dA, A > 0, out=dA)
+    dA *= DERIVATIVES[name](A, xp)
+    return dA
+
+
 ACTIVATIONS: dict[str, Callable[..., Any]] = {
     "relu": relu,
     "leaky_relu": leaky_relu,

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .activations import ACTIVATIONS, DERIVATIVES, sigmoid
+from ._buffers import Workspace, layer_names, rows_of
+from .activations import ACTIVATIONS, _times_derivative, sigmoid
 
 
 def layer_sizes(n_features: int, architecture: Sequence[int], n_classes: int) -> list[int]:
@@ -82,27 +83,37 @@ def forward(
         ``A[0] = X``), ``"H"`` (hidden activations before dropout), ``"D"`` (dropout masks
         already divided by keep_prob, or ``None``), plus ``"logits"``.
     """
+    return _forward(params, X, activation, keep_probs, mask_rng, xp, None)
+
+
+def _forward(params, X, activation, keep_probs, mask_rng, xp, ws) -> tuple[Any, dict[str, Any]]:
+    """``forward``, writing into ``ws`` when given (its arrays are reused by the next call)."""
     g = ACTIVATIONS[activation]
     n_layers = len(params) // 2
+    names = layer_names(n_layers)
+    out = rows_of(ws, X.shape[0], n_layers)
     A = X
     cache: dict[str, Any] = {"A": [X], "H": [None], "D": [None]}
     for l in range(1, n_layers):
-        Z = A @ params[f"W{l}"]
-        Z += params[f"b{l}"]
-        H = g(Z, xp, out=Z)  # Z is never needed again: derivatives work from A
+        W, b, _, _ = names[l]
+        H = xp.matmul(A, params[W], out=out.H[l])
+        H += params[b]
+        g(H, xp, out=H)  # the pre-activation is never needed again: derivatives work from H
         D = None
         keep_prob = 1.0 if keep_probs is None else float(keep_probs[l - 1])
         if mask_rng is not None and keep_prob < 1.0:
-            D = (mask_rng.random(H.shape, dtype=H.dtype) < keep_prob).astype(H.dtype)
+            D = mask_rng.random(H.shape, dtype=H.dtype)
+            xp.less(D, keep_prob, out=D)  # the uniforms become the 0/1 mask in place
             D *= 1.0 / keep_prob  # inverted dropout: the expected activation is unchanged
-            A = H * D
+            A = xp.multiply(H, D, out=out.A[l])
         else:
             A = H
         cache["A"].append(A)
         cache["H"].append(H)
         cache["D"].append(D)
-    logits = A @ params[f"W{n_layers}"]
-    logits += params[f"b{n_layers}"]
+    W, b, _, _ = names[n_layers]
+    logits = xp.matmul(A, params[W], out=out.H[n_layers])
+    logits += params[b]
     cache["logits"] = logits
     return logits, cache
 
@@ -123,6 +134,8 @@ def _data_loss(logits: Any, T: Any, xp: Any) -> Any:
 def _penalty(params: dict[str, Any], lambd: float, l1: float, m: int, xp: Any) -> Any:
     """``lambd/(2m) sum ||W||^2 + l1/m sum |W|`` over the weights (never the biases)."""
     total = 0.0
+    if not (lambd or l1):
+        return total
     n_layers = len(params) // 2
     for l in range(1, n_layers + 1):
         W = params[f"W{l}"]
@@ -142,8 +155,14 @@ def _output_proba(logits: Any, xp: Any) -> Any:
     return E
 
 
-def _loss_and_dlogits(logits: Any, T: Any, xp: Any) -> tuple[Any, Any]:
-    """``_data_loss`` and its gradient with respect to the logits, sharing the exponentials."""
+def _loss_and_dlogits(
+    logits: Any, T: Any, xp: Any, out: Any = None, top: Any = None
+) -> tuple[Any, Any]:
+    """``_data_loss`` and its gradient with respect to the logits, sharing the exponentials.
+
+    With ``out`` (shaped like ``logits``) the softmax gradient is written there. ``top``,
+    the row-wise argmax of ``logits`` where the caller has it, saves finding the row maxima.
+    """
     m = logits.shape[0]
     if logits.shape[1] == 1:
         E = xp.exp(-xp.abs(logits))
@@ -151,10 +170,16 @@ def _loss_and_dlogits(logits: Any, T: Any, xp: Any) -> tuple[Any, Any]:
         R = 1.0 / (1.0 + E)
         dZ = xp.where(logits >= 0, R, E * R)
     else:
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        dZ = xp.exp(shifted)
-        total = dZ.sum(axis=1, keepdims=True)
-        loss = (xp.log(total).sum() - xp.vdot(shifted.ravel(), T.ravel())) / m
+        if top is None:
+            row_max = logits.max(axis=1, keepdims=True)
+        else:
+            row_max = xp.take_along_axis(logits, top[:, None], axis=1)
+        dZ = xp.subtract(logits, row_max, out=out)  # shifted
+        picked = xp.vdot(dZ.ravel(), T.ravel())
+        xp.exp(dZ, out=dZ)
+        # Row sums as a matrix-vector product: BLAS beats a reduction along short rows.
+        total = xp.matmul(dZ, xp.ones((dZ.shape[1], 1), dZ.dtype))
+        loss = (xp.log(total).sum() - picked) / m
         dZ /= total
     dZ -= T
     dZ *= 1.0 / m
@@ -203,27 +228,36 @@ def _backward_from_dlogits(
     l1: float,
     activation: str,
     xp: Any,
+    ws: Workspace | None = None,
 ) -> dict[str, Any]:
-    """Backpropagates ``dZ`` (the cost's gradient with respect to the logits)."""
-    derivative = DERIVATIVES[activation]
+    """Backpropagates ``dZ`` (the cost's gradient with respect to the logits).
+
+    With a workspace the gradients are written into ``ws.grads`` (and returned).
+    """
     m = cache["A"][0].shape[0]
     n_layers = len(params) // 2
+    names = layer_names(n_layers)
+    out = rows_of(ws, m, n_layers)
     grads: dict[str, Any] = {}
+    A, H, D = cache["A"], cache["H"], cache["D"]
     for l in range(n_layers, 0, -1):
-        W = params[f"W{l}"]
-        dW = cache["A"][l - 1].T @ dZ
+        W_name, _, dW_name, db_name = names[l]
+        W = params[W_name]
+        dW = xp.matmul(A[l - 1].T, dZ, out=None if ws is None else ws.grads[dW_name])
         if lambd:
             dW += (lambd / m) * W
         if l1:
             dW += (l1 / m) * xp.sign(W)
-        grads[f"dW{l}"] = dW
-        grads[f"db{l}"] = dZ.sum(axis=0, keepdims=True)
+        grads[dW_name] = dW
+        if ws is None:
+            grads[db_name] = dZ.sum(axis=0, keepdims=True)
+        else:
+            grads[db_name] = xp.matmul(out.ones, dZ, out=ws.grads[db_name])
         if l > 1:
-            dA = dZ @ W.T
-            if cache["D"][l - 1] is not None:
-                dA *= cache["D"][l - 1]  # the same mask the forward pass used
-            dA *= derivative(cache["H"][l - 1], xp)
-            dZ = dA
+            dA = xp.matmul(dZ, W.T, out=out.dZ[l - 1])
+            if D[l - 1] is not None:
+                dA *= D[l - 1]  # the same mask the forward pass used
+            dZ = _times_derivative(dA, H[l - 1], activation, xp)
     return grads
 
 

@@ -1,0 +1,211 @@
+"""Parallel efficiency of sweeper: one CPU vs every local core vs a multi-node Ray cluster.
+
+The same 16 trials (lambda x initializer, 4 x 4: a [256, 128] ReLU network, Adam, 100
+epochs, batch 64 on digits) are submitted with ``sweeper.sweep.submit``, each time to a
+fresh sqlite MLflow store, on
+
+  1 CPU     a local Ray started with ``num_cpus=1``: trials one after another (T1);
+  local     a local Ray with every core of this machine (p = cores), Tp;
+  cluster   a ``ray.cluster_utils.Cluster``: a head with no CPUs (the driver's node) and
+            two worker nodes of 1 CPU each (p = 2), in processes on this machine.
+
+Efficiency = T1 / (p * Tp). Ray is started, and its workers warmed, before each clock.
+Two figures: the whole submission (including opening the store, the ensembles and the
+report, which run once whatever p is), and the trial phase alone (``execute``, the first
+task to the last result). On a machine shared with other work, the cores are not all ours:
+the load average is printed beside the results.
+
+Run: ``python bench/scaling.py`` (about 2 min); ``--epochs`` makes each trial longer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+from _probe import Probe  # noqa: E402
+
+_common.ensure_project_on_path()
+
+GOAL = 0.9
+RAY_INIT = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+
+
+def grid(epochs: int) -> str:
+    return f"""\
+name: scaling
+seed: 3
+dataset: {{name: digits}}
+grid:
+  lambda: [0, 0.01, 0.1, 1.0]
+  initializer: [he, xavier, glorot, random]
+fixed:
+  architecture: [256, 128]
+  optimizer: adam
+  learning_rate: 0.001
+  epochs: {epochs}
+  batch_size: 64
+resources: {{cpus_per_trial: 1}}
+"""
+
+
+def warm_workers(p: int) -> None:
+    """Starts ``p`` workers and imports the training code in each, before the clock."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def warm() -> int:
+        importlib.import_module("sweeper.results")
+        importlib.import_module("core.train")
+        time.sleep(0.5)  # hold the CPU so the next task lands on another worker
+        return os.getpid()
+
+    ray.get([warm.remote() for _ in range(p)])
+
+
+def submit_once(the_plan, folder: Path) -> dict[str, float]:
+    from sweeper.runner import RunOptions
+    from sweeper.sweep import submit
+
+    probes = {"execute": "sweeper.sweep:execute", "finish": "sweeper.sweep:_finish"}
+    with Probe(probes) as probe, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        outcome = submit(
+            the_plan,
+            RunOptions(),
+            f"sqlite:///{folder / 'mlflow.db'}",
+            echo=lambda _: None,
+            progress_enabled=False,
+            journal_dir=folder / "journal",
+        )
+        wall = time.perf_counter() - t0
+    n = len(the_plan.trials)
+    assert outcome.counts.get("finished", 0) == n, outcome.counts
+    return {
+        "wall": wall,
+        "phase": probe.stats["execute"][1],
+        "train": outcome.train_seconds,
+        "finish": probe.stats["finish"][1],
+    }
+
+
+def on_local_ray(the_plan, folder: Path, cpus: int) -> dict[str, float]:
+    import ray
+
+    ray.init(num_cpus=cpus, **RAY_INIT)
+    try:
+        warm_workers(cpus)
+        return submit_once(the_plan, folder)
+    finally:
+        ray.shutdown()
+
+
+def on_cluster(the_plan, folder: Path, workers: int = 2) -> dict[str, float]:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        for _ in range(workers):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, **RAY_INIT)
+        warm_workers(workers)
+        return submit_once(the_plan, folder)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def main() -> None:
+    ap = _common.parser(__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=100, help="epochs per trial")
+    ap.add_argument("--skip-cluster", action="store_true")
+    args = ap.parse_args()
+    importlib.import_module("mlflow")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from sweeper.spec import parse_spec
+    from sweeper.sweep import plan
+
+    _common.print_header("scaling: 16 trials, 1 CPU vs all local cores vs a 3-node cluster")
+    the_plan = plan(parse_spec(grid(args.epochs), "scaling.yaml"))
+    n = len(the_plan.trials)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    runs: dict[str, tuple[int, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cases = [("1 CPU (local Ray)", 1, "one"), (f"{cores} CPUs (local Ray)", cores, "all")]
+        for label, p, folder in cases:
+            (tmp / folder).mkdir()
+            runs[label] = (p, on_local_ray(the_plan, tmp / folder, p))
+            print(f"  {label}: {runs[label][1]['wall']:.2f} s", flush=True)
+        if not args.skip_cluster:
+            (tmp / "cluster").mkdir()
+            label = "cluster: head (0 CPU) + 2 x 1-CPU nodes"
+            runs[label] = (2, on_cluster(the_plan, tmp / "cluster"))
+            print(f"  {label}: {runs[label][1]['wall']:.2f} s", flush=True)
+
+    t1 = runs["1 CPU (local Ray)"][1]
+    rows = []
+    for label, (p, r) in runs.items():
+        e_all = t1["wall"] / (p * r["wall"])
+        e_phase = t1["phase"] / (p * r["phase"])
+        slot_use = r["train"] / (p * r["phase"])
+        slowdown = r["train"] / t1["train"]
+        rows.append(
+            [
+                label,
+                p,
+                r["wall"],
+                r["phase"],
+                r["train"],
+                r["finish"],
+                e_all,
+                e_phase,
+                slot_use,
+                slowdown,
+            ]
+        )
+    headers = [
+        "run",
+        "p",
+        "submit s",
+        "trial phase s",
+        "train s (sum)",
+        "ensemble+report s",
+        "eff. (submit)",
+        "eff. (trial phase)",
+        "slot use",
+        "trial slowdown",
+    ]
+    print()
+    print(_common.table(headers, rows))
+    print(
+        "slot use = train s / (p * trial phase s): how busy sweeper keeps its p slots;\n"
+        "trial slowdown = train s / train s of the 1-CPU run: the same trials' own compute\n"
+        "got slower with p running at once (shared cores, memory bandwidth, the driver's\n"
+        "logging thread). Efficiency (trial phase) = slot use / trial slowdown."
+    )
+    print(f"\n{n} trials; efficiency = T1 / (p * Tp) against the 1-CPU run; goal >= {GOAL}")
+    for label, (p, r) in list(runs.items())[1:]:
+        e_all = t1["wall"] / (p * r["wall"])
+        e_phase = t1["phase"] / (p * r["phase"])
+        print(
+            f"  {label}: submit {e_all:.2f} ({_common.verdict(-e_all, -GOAL)}), "
+            f"trial phase {e_phase:.2f} ({_common.verdict(-e_phase, -GOAL)})"
+        )
+    print("load average after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    _common.maybe_rerun_unset(args)
+
+
+if __name__ == "__main__":
+    main()

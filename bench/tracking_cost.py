@@ -1,0 +1,294 @@
+"""Per-trial MLflow cost: one call per value vs sweeper's batched ``Tracker.log_trial``.
+
+One trial record: 100 epochs x 5 history metrics (cost, train_error, dev_error,
+learning_rate, grad_norm_1), the final metrics, every setting as a param, sweeper's tags
+and the weights as ``weights.npz``, logged as a nested run under a sweep run. Two ways:
+
+  per-value   ``create_run`` (tags), then ``log_param`` per setting, ``log_metric`` per
+              history point and final, ``log_artifact``, ``set_terminated``: the naive
+              client loop.
+  log_trial   sweeper's ``Tracker.log_trial``: ``create_run`` (tags), one ``log_batch``
+              (params, history, finals), ``log_artifact``, ``set_terminated``.
+
+on two stores: a sqlite file (``sqlite:///...``), and a real ``mlflow server`` on a free
+127.0.0.1 port over HTTP (started here as a subprocess with a sqlite backend and proxied
+artifacts, stopped at the end). Stores and experiments are created before the clock.
+
+Then what-ifs, to size proposals for sweeper: ``log_trial`` with
+``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT`` set (over HTTP ``set_terminated`` otherwise
+fetches the whole run back to print its URL), with the history thinned to 20 points per
+metric (the store's cost grows with every metric row), without the per-trial weights
+artifact, and with all three. Times are medians per trial.
+
+Run: ``python bench/tracking_cost.py`` (about 1 min); ``--trials N`` logs more per case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import io
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+from _probe import Probe  # noqa: E402
+
+_common.ensure_project_on_path()
+
+GOALS_MS = {"sqlite": 25.0, "http": 80.0}  # sweeper's log_trial, per trial
+EPOCHS, METRICS = 100, ("cost", "train_error", "dev_error", "learning_rate", "grad_norm_1")
+GRID = f"""\
+name: tracking-cost
+seed: 1
+dataset: {{name: moons, n_samples: 300, noise: 0.2}}
+grid: {{lambda: [0]}}
+fixed: {{architecture: [8], epochs: {EPOCHS}, batch_size: null}}
+ensemble: {{method: none}}
+"""
+CLIENT_PROBES = {
+    f"{name}": f"mlflow.tracking.client:MlflowClient.{name}"
+    for name in (
+        "create_run",
+        "log_batch",
+        "log_param",
+        "log_metric",
+        "log_artifact",
+        "set_terminated",
+    )
+}
+
+
+def trial_result():
+    """A real trial's result, its history cut to the 5 metrics above."""
+    from sweeper.results import run_trial
+    from sweeper.spec import parse_spec
+    from sweeper.sweep import plan
+
+    the_plan = plan(parse_spec(GRID, "tracking-cost.yaml"))
+    trial = the_plan.trials[0]
+    result = run_trial(trial, the_plan.data[(True, "float32")].without_test())
+    history = {k: result.outcome.history[k] for k in METRICS}
+    assert all(len(v) == EPOCHS for v in history.values())
+    outcome = dataclasses.replace(result.outcome, history=history)
+    return the_plan.spec, dataclasses.replace(result, outcome=outcome)
+
+
+def log_per_value(tracker, sweep_run_id: str, result) -> None:
+    """The same record as ``log_trial``, one client call per value."""
+    from mlflow.entities import Metric
+
+    from sweeper.tracking import _trial_metrics, param_strings
+
+    client = tracker.client
+    tags = {
+        "mlflow.parentRunId": sweep_run_id,
+        "sweeper.kind": "trial",
+        "sweeper.digest": result.trial.digest,
+        "sweeper.status": result.status,
+    }
+    run_id = client.create_run(
+        tracker.experiment_id, tags=tags, run_name=result.trial.label()
+    ).info.run_id
+    for key, value in param_strings(result.trial.params()).items():
+        client.log_param(run_id, key, value)
+    for m in _trial_metrics(result):
+        assert isinstance(m, Metric)
+        client.log_metric(run_id, m.key, m.value, m.timestamp, m.step)
+    buf = io.BytesIO()
+    np.savez(buf, **result.outcome.params)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "weights.npz"
+        path.write_bytes(buf.getvalue())
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id, "FINISHED")
+
+
+def measure(uri: str, spec, result, trials: int, naive_trials: int):
+    """{way: (ms per trial list, probe rows)} on one store."""
+    from sweeper.tracking import Tracker
+
+    tracker = Tracker(uri, f"cost-{int(time.time() * 1000)}")
+    sweep_run_id = tracker.start_sweep(spec, trials, 0, {})
+    tracker.log_trial(sweep_run_id, result)  # warm-up: first-call imports, connections
+    what_if = max(3, trials // 2)
+    ways = {
+        "log_trial": (tracker.log_trial, trials, ()),
+        "per-value": (lambda s, r: log_per_value(tracker, s, r), naive_trials, ()),
+        # What sweeper could change, each on its own, then all together:
+        "what-if: no run-URL print": (tracker.log_trial, what_if, (_no_url_print(),)),
+        "what-if: history <= 20 points/metric": (tracker.log_trial, what_if, (_thin_to(20),)),
+        "what-if: no per-trial weights artifact": (tracker.log_trial, what_if, (_no_weights(),)),
+        "what-if: all three": (
+            tracker.log_trial,
+            what_if,
+            (_no_url_print(), _thin_to(20), _no_weights()),
+        ),
+    }
+    out = {}
+    for way, (fn, n, patches) in ways.items():
+        with contextlib.ExitStack() as stack, Probe(CLIENT_PROBES) as probe:
+            for patch in patches:
+                stack.enter_context(patch)
+            stack.enter_context(contextlib.redirect_stdout(io.StringIO()))  # MLflow's run URLs
+            times = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                fn(sweep_run_id, result)
+                times.append((time.perf_counter() - t0) * 1e3)
+        out[way] = (times, probe.rows(n))
+    tracker.finish_sweep(sweep_run_id, "FINISHED", {}, {})
+    return out
+
+
+def _no_url_print():
+    """Over HTTP, ``set_terminated`` fetches the whole run again to print its URL, unless
+    ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT`` is set."""
+    return mock.patch.dict(os.environ, {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"})
+
+
+def _thin_to(points: int):
+    import sweeper.tracking as tracking
+
+    original = tracking.thin_steps
+    return mock.patch.object(
+        tracking, "thin_steps", lambda n, keep=points, must=(): original(n, points, must)
+    )
+
+
+def _no_weights():
+    import sweeper.tracking as tracking
+
+    return mock.patch.object(tracking.Tracker, "_log_weights", lambda self, run_id, result: None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path, timeout: float = 150.0):
+    """``mlflow server`` on a free loopback port in its own process group; yields its URL."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'server.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = folder / "server.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(
+            cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited:\n{log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no /health from {url}:\n{log.read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def report(store: str, results: dict) -> None:
+    rows = []
+    for way, (times, _) in results.items():
+        lo, med = _common.summary(times)
+        rows.append([way, len(times), med, lo, float(np.mean(times))])
+    print(f"-- {store} --")
+    print(
+        _common.table(["way", "trials", "median ms/trial", "min ms/trial", "mean ms/trial"], rows)
+    )
+    med = {way: _common.summary(times)[1] for way, (times, _) in results.items()}
+    goal = GOALS_MS[store]
+    print(
+        f"log_trial: {med['log_trial']:.1f} ms/trial (goal <= {goal:g}: "
+        f"{_common.verdict(med['log_trial'], goal)}); per-value / log_trial = "
+        f"{med['per-value'] / med['log_trial']:.1f}x"
+    )
+    for way, (_, calls) in results.items():
+        print(
+            f"  {way} calls per trial: "
+            + ", ".join(
+                f"{label} {n // max(1, len(results[way][0]))}x {ms:.1f} ms"
+                for label, n, _, ms in calls
+            )
+        )
+    print(flush=True)
+
+
+def main() -> None:
+    ap = _common.parser(__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=20, help="log_trial runs per store")
+    ap.add_argument("--naive-trials", type=int, default=3, help="per-value runs per store")
+    ap.add_argument("--stores", default="sqlite,http", help="comma-separated: sqlite, http")
+    args = ap.parse_args()
+    importlib.import_module("mlflow")  # it sets its loggers' level on import: quiet them after
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.simplefilter("ignore")
+
+    _common.print_header("tracking_cost: one trial of 100 epochs x 5 metrics")
+    spec, result = trial_result()
+    n_values = EPOCHS * len(METRICS)
+    print(
+        f"record: {len(result.trial.params())} params, {n_values} history values + finals, "
+        f"weights.npz of {sum(p.nbytes for p in result.outcome.params.values())} bytes\n"
+    )
+    stores = args.stores.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if "sqlite" in stores:
+            uri = f"sqlite:///{tmp / 'mlflow.db'}"
+            report("sqlite", measure(uri, spec, result, args.trials, args.naive_trials))
+        if "http" in stores:
+            (tmp / "server").mkdir()
+            with mlflow_server(tmp / "server") as url:
+                os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+                report("http", measure(url, spec, result, args.trials, args.naive_trials))
+    _common.maybe_rerun_unset(args)
+
+
+if __name__ == "__main__":
+    main()
