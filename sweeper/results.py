@@ -135,12 +135,3 @@ def failed_result(trial: "TrialSpec", status: str, reason: str, started: float) 
     return TrialResult(
         trial, status, reason=reason, seconds=0.0, started_ms=int(started * 1000), ended_ms=int(now * 1000)
     )
-
-
-def jsonable(value: Any) -> Any:
-    """Plain-Python form of a value for JSON output."""
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, tuple):
-        return [jsonable(v) for v in value]
-    return value
