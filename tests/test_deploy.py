@@ -178,7 +178,6 @@ def _jobs(cluster: LocalCluster, code: str) -> str:
 def test_detached_sweep_runs_as_a_ray_job(local_cluster, tmp_path):
     grid = tmp_path / "detached.yaml"
     grid.write_text(GRID.format(name="detached"))
-    env = local_cluster.env
     submitted = _jobs(
         local_cluster,
         "from sweeper.jobs import detach; import os; "

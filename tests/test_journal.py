@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
+from servers import free_port, wait_for_http
 
 import sweeper.sweep
 from sweeper.cli import main
@@ -31,17 +30,11 @@ fixed:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """A real `mlflow server` on 127.0.0.1 that a test can stop and start again."""
 
     def __init__(self, folder: Path):
-        self.folder, self.port, self.proc = folder, _free_port(), None
+        self.folder, self.port, self.proc = folder, free_port(), None
         self.uri = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
@@ -51,15 +44,7 @@ class Server:
             "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1",
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
-                    return
-            except OSError:
-                assert self.proc.poll() is None, "mlflow server exited at start"
-                time.sleep(0.3)
-        raise AssertionError("mlflow server did not answer within 90 s")
+        wait_for_http(f"{self.uri}/health", self.proc)
 
     def stop(self) -> None:
         import os

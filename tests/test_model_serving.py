@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
+from servers import free_port, wait_for_http
 import pandas as pd
 import pytest
 
@@ -108,31 +107,11 @@ def test_three_classes_give_one_probability_column_each(tmp_path):
     assert loaded.classes.dtype.kind in "iu"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
-
-
-def _wait_for_ping(url: str, server: subprocess.Popen, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"mlflow models serve exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            time.sleep(0.5)
-    raise AssertionError(f"no answer from {url} within {seconds} s")
 
 
 def _log_registered(pets: EnsembleModel, tmp_path: Path, tracking_uri: str) -> str:
@@ -152,7 +131,7 @@ def _log_registered(pets: EnsembleModel, tmp_path: Path, tracking_uri: str) -> s
 
 def test_a_real_server_answers_labels_and_probabilities(pets, raw, tmp_path, tracking_uri):
     uri = _log_registered(pets, tmp_path, tracking_uri)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",
@@ -162,7 +141,7 @@ def test_a_real_server_answers_labels_and_probabilities(pets, raw, tmp_path, tra
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_for_ping(f"{base}/ping", server)
+        wait_for_http(f"{base}/ping", server)
         split = {"columns": list(FEATURES), "data": raw.tolist()}
         labels = _post(f"{base}/invocations", {"dataframe_split": split})["predictions"]
         assert labels == pets.predict(raw).tolist()

@@ -9,11 +9,9 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +20,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
+
+from servers import free_port, wait_for_http
 
 from sweeper.cli import main
 
@@ -42,25 +42,8 @@ N_TRIALS = 4
 START_TIMEOUT = 150
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"no /health from {url} after {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+    wait_for_http(f"{url}/health", proc, START_TIMEOUT, log)
 
 
 @contextlib.contextmanager

@@ -5,14 +5,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from servers import free_port, wait_for_http
 
 
 def _own_address() -> str | None:
@@ -27,22 +21,14 @@ def _own_address() -> str | None:
 
 
 def test_ui_serves_the_store_on_loopback(tmp_path):
-    port = _free_port()
+    port = free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweeper.cli", "ui", "--tracking-uri", uri, "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
     )
     try:
-        deadline = time.time() + 90
-        body = None
-        while time.time() < deadline and body is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    body = r.read().decode()
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode()
-                time.sleep(0.5)
+        body = wait_for_http(f"http://127.0.0.1:{port}/health", proc).decode()
         assert body is not None and "OK" in body
         other = _own_address()
         if other:  # bound to loopback: the machine's own outside address is refused
