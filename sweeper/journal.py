@@ -4,6 +4,11 @@ Every result is written here (JSON for the record, ``.npz`` for the arrays; no p
 before it is sent to MLflow, and removed once MLflow holds it. A background thread sends
 results while training goes on, retrying with backoff while the server is away; what is
 still unsent when the sweep ends is sent by the next ``sweeper submit`` or ``sweeper sync``.
+
+Entries are written whole (a temporary name, then a rename; the JSON last) but not synced
+to disk: they outlive the driver process and the tracking server, which is what they are
+for, but not a crash of the machine itself, and a sync costs a few milliseconds a trial.
+A result lost that way is no worse than one never computed: resubmitting trains it again.
 """
 
 from __future__ import annotations
@@ -97,10 +102,8 @@ class Journal:
         record, arrays = encode(result)
         record["context"] = context
         tmp = self.root / f".{key}.tmp"
-        with open(tmp.with_suffix(".npz"), "wb") as f:
+        with open(tmp.with_suffix(".npz"), "wb") as f:  # no fsync: see the module's docstring
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp.with_suffix(".npz"), self.root / f"{key}.npz")
         tmp.with_suffix(".json").write_text(json.dumps(record, default=_plain))
         os.replace(tmp.with_suffix(".json"), self.root / f"{key}.json")  # the JSON marks it complete
@@ -126,19 +129,24 @@ class Journal:
 class TrialLogger:
     """Sends results to MLflow on a background thread; journals each one first.
 
+    Whatever has queued up while one send was going on goes in the next, together: on a
+    SQL store that is one transaction for all of them.
+
     Args:
-        send: Logs one result to MLflow and returns its run id; may raise while the
-            tracking store is away. Called as ``send(result, retry)``, where ``retry`` says
-            an earlier try of the same result failed (and may have left a partial run).
-        journal: Where results wait until ``send`` succeeds.
+        send: Logs results to MLflow: called as ``send(results, retries)``, where
+            ``retries[i]`` says an earlier try of ``results[i]`` failed (and may have left
+            a partial run). Returns, per result, its run id or the exception that kept it
+            out; may also raise, which fails them all, while the store is away.
+        journal: Where results wait until ``send`` takes them.
         context: Stored with each journal entry (tracking URI, experiment, sweep run).
         on_sent: Called on the logging thread with (result, run id) after each success.
     """
 
     MAX_DELAY = 30.0  # seconds between retries, at most, while the store is away
+    MAX_BATCH = 256  # results per send, at most
 
-    def __init__(self, send: Callable[[TrialResult, bool], str], journal: Journal, context: dict[str, str],
-                 on_sent: Callable[[TrialResult, str], None] | None = None):
+    def __init__(self, send: Callable[[list[TrialResult], list[bool]], list[Any]], journal: Journal,
+                 context: dict[str, str], on_sent: Callable[[TrialResult, str], None] | None = None):
         self.send, self.journal, self.context, self.on_sent = send, journal, context, on_sent
         self.queue: queue.Queue = queue.Queue()
         self.errors: list[str] = []
@@ -153,30 +161,56 @@ class TrialLogger:
         self.queue.put((key, result))
 
     def _run(self) -> None:
+        pending: list[tuple[str, TrialResult, bool]] = []  # (journal key, result, retry)
+        closing = False
         delay = 1.0
         while True:
-            item = self.queue.get()
-            if item is None:
+            if not pending and not closing:
+                item = self.queue.get()
+                if item is None:
+                    return
+                pending.append((*item, False))
+            closing = self._take(pending) or closing
+            if not pending:
                 return
-            key, result = item
-            retry = False
-            while True:
-                try:
-                    run_id = self.send(result, retry)
-                except Exception as exc:  # the store is away: keep it and try again later
-                    retry = True
-                    self.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-                    if self._stop_at is not None and time.time() + delay > self._stop_at:
-                        self.unsent += 1 + self._drain()
-                        return
-                    time.sleep(delay)
-                    delay = min(delay * 2, self.MAX_DELAY)
-                    continue
+            pending = self._send(pending)
+            if not pending:
                 delay = 1.0
-                self.journal.remove(key)
-                if self.on_sent:
-                    self.on_sent(result, run_id)
-                break
+                continue
+            if self._stop_at is not None and time.time() + delay > self._stop_at:
+                self.unsent += len(pending) + self._drain()
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, self.MAX_DELAY)
+
+    def _take(self, pending: list[tuple[str, TrialResult, bool]]) -> bool:
+        """Moves what is queued into ``pending``; True when the close marker came."""
+        while len(pending) < self.MAX_BATCH:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            pending.append((*item, False))
+        return False
+
+    def _send(self, pending: list[tuple[str, TrialResult, bool]]) -> list[tuple[str, TrialResult, bool]]:
+        """Sends ``pending`` once; returns what failed, marked for a retry."""
+        try:
+            answers = self.send([r for _, r, _ in pending], [again for _, _, again in pending])
+        except Exception as exc:  # the store is away: keep them all and try again later
+            answers = [exc] * len(pending)
+        failed = []
+        for (key, result, _), answer in zip(pending, answers):
+            if isinstance(answer, BaseException):
+                failed.append((key, result, True))
+                self.errors.append(f"{type(answer).__name__}: {str(answer).splitlines()[0] if str(answer) else ''}")
+                continue
+            self.journal.remove(key)
+            if self.on_sent:
+                self.on_sent(result, answer)
+        return failed
 
     def _drain(self) -> int:
         n = 0

@@ -233,6 +233,11 @@ RESOURCE_RULES: dict[str, Rule] = {
     "max_retries": rule(Num(0, integer=True)),
     "allow_cpu_fallback": rule(BOOL),
 }
+TRACKING_RULES: dict[str, Rule] = {
+    "history_points": rule(Num(2, integer=True), NULL,
+                           note="most points logged per history metric; null: 200 on a database, "
+                                "50 on a tracking server"),
+}
 SPLIT_RULES: dict[str, Rule] = {
     part: rule(Num(0, 1, low_open=True, high_open=True)) for part in ("train", "dev", "test")
 }
@@ -251,6 +256,7 @@ TOP_RULES: dict[str, Rule] = {
                     note="partial grid points to leave out"),
     "ensemble": rule(Fields(ENSEMBLE_RULES)),
     "resources": rule(Fields(RESOURCE_RULES)),
+    "tracking": rule(Fields(TRACKING_RULES)),
 }
 TOP_REQUIRED = ("name", "dataset", "grid")
 

@@ -108,6 +108,8 @@ class SweepSpec:
         exclude: Partial points to leave out, each ``((key, value), ...)``.
         ensemble: The ensemble section.
         resources: The resources section.
+        history_points: ``tracking.history_points``: most points logged per history
+            metric; None leaves it to the tracker (by store).
         warnings: Questionable choices that still run, each ``file:line: path: message``.
     """
 
@@ -124,6 +126,7 @@ class SweepSpec:
     exclude: tuple[tuple[tuple[str, Any], ...], ...] = ()
     ensemble: EnsembleSpec = field(default_factory=EnsembleSpec)
     resources: Resources = field(default_factory=Resources)
+    history_points: int | None = None
     warnings: tuple[str, ...] = ()
 
     def points(self) -> Iterator[tuple[tuple[str, Any], ...]]:
@@ -321,6 +324,7 @@ def parse_spec(
         exclude=tuple(exclude),
         ensemble=ensemble,
         resources=_resources(top.get("resources", {})),
+        history_points=(top.get("tracking") or {}).get("history_points"),
         warnings=_ensemble_warnings(filename, ck, ensemble, n_points * seeds),
     )
 

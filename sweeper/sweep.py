@@ -148,7 +148,7 @@ def submit(
     # Opening the MLflow store (imports, schema migrations) and starting Ray each take
     # seconds, mostly waiting: do both at once. Either failing stops us before any run.
     with ThreadPoolExecutor(1) as pool:
-        opening = pool.submit(Tracker, tracking_uri, spec.name)
+        opening = pool.submit(Tracker, tracking_uri, spec.name, spec.history_points)
         try:
             if not options.local:
                 started_ray = ensure_ray(options)
@@ -158,6 +158,7 @@ def submit(
         options = resolve_device(options, echo)
         return _submit(the_plan, options, tracker, t0, echo, progress_enabled, Journal(journal_dir))
     finally:
+        tracker.close()
         if started_ray:
             import ray
 
@@ -176,18 +177,26 @@ def sync_all(tracking_uri: str | None, journal: Journal, tracker: Tracker | None
 
     uri = resolve_tracking_uri(tracking_uri)
     trackers = {tracker.experiment_name: tracker} if tracker else {}
-    sent = left = 0
+    waiting: dict[tuple[str, str], list[tuple[str, TrialResult]]] = {}
     for key, context, result in journal.pending(uri):
+        waiting.setdefault((context["experiment"], context["sweep_run_id"]), []).append((key, result))
+    sent = left = 0
+    for (name, sweep_run_id), items in waiting.items():
         try:
-            name = context["experiment"]
             if name not in trackers:
                 trackers[name] = Tracker(uri, name)
-            trackers[name].log_trial(context["sweep_run_id"], result, retry=True)
-        except Exception:  # still away: it stays in the journal
-            left += 1
-            continue
-        journal.remove(key)
-        sent += 1
+            answers = trackers[name].log_trials(sweep_run_id, [r for _, r in items], retry=True)
+        except Exception as exc:  # still away: they stay in the journal
+            answers = [exc] * len(items)
+        for (key, _), answer in zip(items, answers):
+            if isinstance(answer, BaseException):
+                left += 1
+            else:
+                journal.remove(key)
+                sent += 1
+    for opened in trackers.values():
+        if opened is not tracker:
+            opened.close()
     return sent, left
 
 
@@ -266,7 +275,7 @@ def _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entr
                 outcome.outcomes[rid] = result.outcome
 
     context = {"tracking_uri": tracker.tracking_uri, "experiment": tracker.experiment_name, "sweep_run_id": run_id}
-    logger = TrialLogger(lambda r, retry: tracker.log_trial(run_id, r, retry), journal, context, on_sent)
+    logger = TrialLogger(lambda rs, retries: tracker.log_trials(run_id, rs, retries), journal, context, on_sent)
 
     def on_result(result: TrialResult) -> None:
         result = _with_diagnosis(result, baseline)

@@ -432,12 +432,19 @@ def test_split_does_not_apply_to_three_files(tmp_path):
         ("resources: {max_retries: -1}", "resources.max_retries", ("got -1", "an integer >= 0")),
         ("resources: {allow_cpu_fallback: 'yes'}", "resources.allow_cpu_fallback",
          ("got 'yes'", "true or false")),
+        ("tracking: {history_points: 1}", "tracking.history_points", ("got 1", "an integer >= 2 or null")),
+        ("tracking: {history_point: 20}", "tracking.history_point", ("did you mean history_points?",)),
     ],
 )
 def test_bad_ensemble_or_resources(section, path, fragments):
     sections = "ensemble: {method: caruana}\nresources: {cpus_per_trial: 1}\n"
     text = VALID.replace(sections, section + "\n")
     assert_problem(spec_error(text), 7, path, *fragments)
+
+
+def test_history_points_default_to_the_store_and_can_be_set():
+    assert parse_spec(VALID).history_points is None
+    assert parse_spec(VALID + "tracking: {history_points: 1000}\n").history_points == 1000
 
 
 def test_fractional_gpus_and_a_timeout_are_accepted():

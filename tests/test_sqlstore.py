@@ -1,0 +1,118 @@
+"""Runs written many per transaction read back exactly like runs written through MLflow's client."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from sweeper.results import run_trial
+from sweeper.spec import parse_spec
+from sweeper.sqlstore import SqlRunWriter
+from sweeper.sweep import plan
+from sweeper.tracking import Tracker
+
+GRID = """\
+name: sqlstore
+seed: 3
+dataset: {name: moons, n_samples: 300, noise: 0.2}
+grid: {lambda: [0, 0.1, 1.0]}
+fixed: {architecture: [8], epochs: 30, batch_size: 64}
+"""
+
+
+@pytest.fixture(scope="module")
+def results():
+    the_plan = plan(parse_spec(GRID, "sqlstore.yaml"))
+    data = the_plan.data[(True, "float32")].without_test()
+    out = [run_trial(t, data) for t in the_plan.trials]
+    assert [r.status for r in out] == ["finished"] * 3
+    return out
+
+
+def _public_only(tracker: Tracker) -> Tracker:
+    tracker._sql = None  # what a store without the fast path gets: MLflow's public client
+    return tracker
+
+
+def _read(client: MlflowClient, run_id: str, tmp_path) -> dict:
+    run = client.get_run(run_id)
+    info = run.info
+    history = {k: [(m.step, m.value, m.timestamp) for m in client.get_metric_history(run_id, k)]
+               for k in run.data.metrics}
+    folder = tmp_path / run_id
+    folder.mkdir()
+    with np.load(client.download_artifacts(run_id, "weights.npz", str(folder)), allow_pickle=False) as npz:
+        weights = {k: npz[k].tolist() for k in npz.files}
+    tags = {k: v for k, v in run.data.tags.items() if k not in ("mlflow.parentRunId", "sweeper.sweep")}
+    return {
+        "info": (info.status, info.start_time, info.end_time, info.lifecycle_stage, info.user_id, info.run_name),
+        "artifact_uri_ends": info.artifact_uri.endswith(f"/{run_id}/artifacts"),
+        "params": run.data.params,
+        "metrics": run.data.metrics,
+        "tags": tags,
+        "history": history,
+        "artifacts": [a.path for a in client.list_artifacts(run_id)],
+        "weights": weights,
+    }
+
+
+def test_bulk_runs_read_back_like_client_runs(tracking_uri, results, tmp_path):
+    bulk = Tracker(tracking_uri, "bulk")
+    public = _public_only(Tracker(tracking_uri, "public"))
+    assert isinstance(bulk._sql, SqlRunWriter)
+    parents = [t.client.create_run(t.experiment_id).info.run_id for t in (bulk, public)]
+    bulk_ids = bulk.log_trials(parents[0], results)
+    public_ids = public.log_trials(parents[1], results)
+    assert all(isinstance(i, str) for i in bulk_ids + public_ids), (bulk_ids, public_ids)
+
+    client = MlflowClient(tracking_uri)
+    for b, p in zip(bulk_ids, public_ids):
+        got, want = _read(client, b, tmp_path), _read(client, p, tmp_path)
+        assert got == want
+        assert got["info"][0] == "FINISHED" and got["artifact_uri_ends"]
+        assert len(got["history"]["cost"]) == 30
+    # Searches, nesting and the ranking's view see them alike.
+    for t, parent in zip((bulk, public), parents):
+        kids = client.search_runs([t.experiment_id], f"tags.mlflow.parentRunId = '{parent}' and metrics.dev_error >= 0")
+        assert len(kids) == 3
+        assert sorted(t.completed_digests()) == sorted(r.trial.digest for r in results)
+
+
+def test_one_bad_record_does_not_keep_the_others_out(tracking_uri, results):
+    tracker = Tracker(tracking_uri, "bad")
+    parent = tracker.client.create_run(tracker.experiment_id).info.run_id
+    bad = dataclasses.replace(results[1], extra_tags={"sweeper.note!": "x"})  # a name MLflow refuses
+    answers = tracker.log_trials(parent, [results[0], bad, results[2]])
+    assert isinstance(answers[0], str) and isinstance(answers[2], str)
+    assert isinstance(answers[1], Exception) and "sweeper.note!" in str(answers[1])
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.`sweeper.kind` = 'trial'")
+    assert sorted(r.info.run_id for r in runs) == sorted([answers[0], answers[2]])
+
+
+def test_a_failed_transaction_writes_nothing(tracking_uri, results, monkeypatch):
+    tracker = Tracker(tracking_uri, "failed")
+    parent = tracker.client.create_run(tracker.experiment_id).info.run_id
+    first = tracker.log_trials(parent, results[:1])[0]
+    # Both records of the next batch get one run id: the second breaks the primary key
+    # inside the transaction, after both records' artifacts were written. Neither may
+    # survive, and the run written before is untouched.
+    same = type("Id", (), {"hex": "f" * 32})()
+    monkeypatch.setattr("sweeper.sqlstore.uuid.uuid4", lambda: same)
+    answers = tracker.log_trials(parent, results[1:])
+    assert all(isinstance(a, Exception) for a in answers)
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.`sweeper.kind` = 'trial'")
+    assert [r.info.run_id for r in runs] == [first]
+    assert [a.path for a in tracker.client.list_artifacts(first)] == ["weights.npz"]
+
+
+def test_history_points_bounds_each_logged_curve(tracking_uri, results):
+    tracker = Tracker(tracking_uri, "thin", history_points=10)
+    parent = tracker.client.create_run(tracker.experiment_id).info.run_id
+    run_id = tracker.log_trial(parent, results[0])
+    steps = [m.step for m in tracker.client.get_metric_history(run_id, "cost")]
+    out = results[0].outcome
+    assert len(out.history["cost"]) == 30
+    assert 10 <= len(steps) <= 11 and steps[0] == 0 and steps[-1] == 29 and out.best_epoch in steps
