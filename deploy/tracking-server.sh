@@ -14,7 +14,10 @@
 #   (default ~/.config/sweeper/mlflow); the admin password is created in the user
 #   store on the first start only; rotate it with MLflow's update-password API.
 # Optional:
-#   MLFLOW_HOST (127.0.0.1), MLFLOW_PORT (5000), MLFLOW_WORKERS (2)
+#   MLFLOW_HOST (127.0.0.1), MLFLOW_PORT (5000)
+#   MLFLOW_WORKERS (1)            uvicorn with 2 or more workers leaves Nagle's algorithm on
+#                                 for accepted connections (uvicorn #3149): ~43 ms more per
+#                                 request on Linux. One worker still serves requests on threads.
 #   MLFLOW_ALLOWED_HOSTS          Host headers accepted (default 127.0.0.1:PORT,localhost:PORT);
 #                                 add the name clients use, e.g. mlflow.internal:5000
 #   MLFLOW_AUTH_DATABASE_URI      user store (default: the backend store; its own tables)
@@ -34,7 +37,7 @@ PYTHON="${PYTHON:-python3}"
 : "${MLFLOW_ARTIFACTS_DESTINATION:?set MLFLOW_ARTIFACTS_DESTINATION, e.g. /srv/mlflow/artifacts or s3://bucket/mlflow}"
 HOST="${MLFLOW_HOST:-127.0.0.1}"
 PORT="${MLFLOW_PORT:-5000}"
-WORKERS="${MLFLOW_WORKERS:-2}"
+WORKERS="${MLFLOW_WORKERS:-1}"
 ALLOWED_HOSTS="${MLFLOW_ALLOWED_HOSTS:-127.0.0.1:$PORT,localhost:$PORT}"
 SECRETS="${MLFLOW_SECRETS_DIR:-$HOME/.config/sweeper/mlflow}"
 
