@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -145,6 +146,8 @@ def submit(
     spec = the_plan.spec
     t0 = time.time()
     started_ray = False
+    # The report's matplotlib import (~0.3 s) happens while the trials run, not after.
+    threading.Thread(target=_preload_report, name="sweeper-preload", daemon=True).start()
     # Opening the MLflow store (imports, schema migrations) and starting Ray each take
     # seconds, mostly waiting: do both at once. Either failing stops us before any run.
     with ThreadPoolExecutor(1) as pool:
@@ -163,6 +166,13 @@ def submit(
             import ray
 
             ray.shutdown()
+
+
+def _preload_report() -> None:
+    from .report import preload
+
+    with contextlib.suppress(Exception):  # a broken matplotlib shows when the report is drawn
+        preload()
 
 
 def sync_all(tracking_uri: str | None, journal: Journal, tracker: Tracker | None = None) -> tuple[int, int]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import ClassVar
 
 from core.diagnosis import diagnose
@@ -113,3 +116,15 @@ def test_no_pyplot_figure_is_left_open():
 
     _page()
     assert plt.get_fignums() == []
+
+
+def test_a_grid_value_too_long_to_fit_still_gives_a_page_with_four_plots():
+    points = [dict(p, keep_prob=p["keep_prob"] * 100) for p in POINTS]
+    page = build_report("long", ROWS, points, CURVES, ENSEMBLES, [])
+    assert page.count("data:image/png;base64,") == 4
+
+
+def test_matplotlib_waits_for_preload_or_the_first_report():
+    code = ("import sys, sweeper.report as report; assert 'matplotlib' not in sys.modules; "
+            "report.preload(); assert 'matplotlib.backends.backend_agg' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
