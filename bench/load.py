@@ -19,6 +19,11 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+_common.ensure_project_on_path()
+
 AXES = {
     "lambda": [0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
     "keep_prob": [1.0, 0.95, 0.9, 0.85, 0.8],

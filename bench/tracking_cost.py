@@ -1,24 +1,29 @@
-"""Per-trial MLflow cost: one call per value vs sweeper's batched ``Tracker.log_trial``.
+"""Per-trial MLflow cost: sweeper's ``Tracker`` vs MLflow's client, one batch or one call per value.
 
 One trial record: 100 epochs x 5 history metrics (cost, train_error, dev_error,
 learning_rate, grad_norm_1), the final metrics, every setting as a param, sweeper's tags
-and the weights as ``weights.npz``, logged as a nested run under a sweep run. Two ways:
+and the weights as ``weights.npz``, logged as a nested run under a sweep run. Ways:
 
-  per-value   ``create_run`` (tags), then ``log_param`` per setting, ``log_metric`` per
-              history point and final, ``log_artifact``, ``set_terminated``: the naive
-              client loop.
-  log_trial   sweeper's ``Tracker.log_trial``: ``create_run`` (tags), one ``log_batch``
-              (params, history, finals), ``log_artifact``, ``set_terminated``.
+  log_trial, one at a time   sweeper's ``Tracker.log_trial``: what a trial costs when it
+                             arrives alone (long trials). On a SQL store one transaction
+                             with the whole run; over HTTP the public client's calls.
+  log_trials, backlog of N   ``Tracker.log_trials`` with N waiting, as sweeper's logger
+                             thread sends whatever queued while it was busy: one
+                             transaction for all N on a SQL store; over HTTP
+                             ``tracking.SENDERS`` runs in flight at once.
+  one log_batch per trial    MLflow's client: ``create_run`` (tags), one ``log_batch``
+                             (params, history, finals), ``log_artifact``, ``set_terminated``.
+  per-value                  ``create_run``, then ``log_param`` per setting, ``log_metric``
+                             per history point and final, ``log_artifact``,
+                             ``set_terminated``: the naive client loop.
+  what-if                    ``tracking.history_points`` 20 and 200 (a store's cost grows
+                             with every metric row; the default is 200 on a database, 50
+                             on a tracking server), and the backlog with one sender.
 
 on two stores: a sqlite file (``sqlite:///...``), and a real ``mlflow server`` on a free
-127.0.0.1 port over HTTP (started here as a subprocess with a sqlite backend and proxied
-artifacts, stopped at the end). Stores and experiments are created before the clock.
-
-Then what-ifs, to size proposals for sweeper: ``log_trial`` with
-``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT`` set (over HTTP ``set_terminated`` otherwise
-fetches the whole run back to print its URL), with the history thinned to 20 points per
-metric (the store's cost grows with every metric row), without the per-trial weights
-artifact, and with all three. Times are medians per trial.
+127.0.0.1 port over HTTP (started here as a subprocess with a sqlite backend, proxied
+artifacts and one worker as deploy/tracking-server.sh runs it, stopped at the end). Stores and experiments are
+created before the clock. Times are per trial: medians over the calls.
 
 Run: ``python bench/tracking_cost.py`` (about 1 min); ``--trials N`` logs more per case.
 """
@@ -71,6 +76,7 @@ CLIENT_PROBES = {
         "set_terminated",
     )
 }
+CLIENT_PROBES["sweeper's SQL transaction"] = "sweeper.sqlstore:SqlRunWriter.write"
 
 
 def trial_result():
@@ -118,6 +124,13 @@ def log_per_value(tracker, sweep_run_id: str, result) -> None:
     client.set_terminated(run_id, "FINISHED")
 
 
+def log_one_batch(tracker, sweep_run_id: str, result) -> None:
+    """The same record through MLflow's public client: ``create_run``, one ``log_batch``,
+    ``log_artifact``, ``set_terminated`` (what sweeper did before it wrote in bulk)."""
+    record = tracker.trial_record(sweep_run_id, result)
+    tracker._write_run(record)
+
+
 def measure(uri: str, spec, result, trials: int, naive_trials: int):
     """{way: (ms per trial list, probe rows)} on one store."""
     from sweeper.tracking import Tracker
@@ -125,22 +138,25 @@ def measure(uri: str, spec, result, trials: int, naive_trials: int):
     tracker = Tracker(uri, f"cost-{int(time.time() * 1000)}")
     sweep_run_id = tracker.start_sweep(spec, trials, 0, {})
     tracker.log_trial(sweep_run_id, result)  # warm-up: first-call imports, connections
+    batch = [result] * trials
     what_if = max(3, trials // 2)
+
+    def log_backlog(s, r):
+        answers = tracker.log_trials(s, batch)
+        assert all(isinstance(a, str) for a in answers), answers[:1]
+
     ways = {
-        "log_trial": (tracker.log_trial, trials, ()),
-        "per-value": (lambda s, r: log_per_value(tracker, s, r), naive_trials, ()),
-        # What sweeper could change, each on its own, then all together:
-        "what-if: no run-URL print": (tracker.log_trial, what_if, (_no_url_print(),)),
-        "what-if: history <= 20 points/metric": (tracker.log_trial, what_if, (_thin_to(20),)),
-        "what-if: no per-trial weights artifact": (tracker.log_trial, what_if, (_no_weights(),)),
-        "what-if: all three": (
-            tracker.log_trial,
-            what_if,
-            (_no_url_print(), _thin_to(20), _no_weights()),
-        ),
+        # (function, calls, trials per call, patches)
+        "log_trial, one at a time": (tracker.log_trial, trials, 1, ()),
+        f"log_trials, backlog of {trials}": (log_backlog, 3, trials, ()),
+        "one log_batch per trial (MLflow client)": (lambda s, r: log_one_batch(tracker, s, r), trials, 1, ()),
+        "per-value": (lambda s, r: log_per_value(tracker, s, r), naive_trials, 1, ()),
+        "what-if: one at a time, history <= 20 points/metric": (tracker.log_trial, what_if, 1, (_points(tracker, 20),)),
+        "what-if: one at a time, history <= 200 points/metric": (tracker.log_trial, what_if, 1, (_points(tracker, 200),)),
+        "what-if: backlog, 1 sender": (log_backlog, 2, trials, (_senders(tracker, 1),)),
     }
     out = {}
-    for way, (fn, n, patches) in ways.items():
+    for way, (fn, n, per_call, patches) in ways.items():
         with contextlib.ExitStack() as stack, Probe(CLIENT_PROBES) as probe:
             for patch in patches:
                 stack.enter_context(patch)
@@ -149,31 +165,23 @@ def measure(uri: str, spec, result, trials: int, naive_trials: int):
             for _ in range(n):
                 t0 = time.perf_counter()
                 fn(sweep_run_id, result)
-                times.append((time.perf_counter() - t0) * 1e3)
-        out[way] = (times, probe.rows(n))
+                times.append((time.perf_counter() - t0) * 1e3 / per_call)
+        out[way] = (times, probe.rows(n * per_call), n * per_call)
     tracker.finish_sweep(sweep_run_id, "FINISHED", {}, {})
+    tracker.close()
     return out
 
 
-def _no_url_print():
-    """Over HTTP, ``set_terminated`` fetches the whole run again to print its URL, unless
-    ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT`` is set."""
-    return mock.patch.dict(os.environ, {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"})
+def _points(tracker, points: int):
+    """The tracker logging at most ``points`` per history metric (``tracking.history_points``)."""
+    return mock.patch.object(tracker, "history_points", points)
 
 
-def _thin_to(points: int):
-    import sweeper.tracking as tracking
+def _senders(tracker, n: int):
+    """The tracker sending ``n`` runs at a time to a tracking server."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    original = tracking.thin_steps
-    return mock.patch.object(
-        tracking, "thin_steps", lambda n, keep=points, must=(): original(n, points, must)
-    )
-
-
-def _no_weights():
-    import sweeper.tracking as tracking
-
-    return mock.patch.object(tracking.Tracker, "_log_weights", lambda self, run_id, result: None)
+    return mock.patch.object(tracker, "_pool", ThreadPoolExecutor(n))
 
 
 def free_port() -> int:
@@ -183,7 +191,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def mlflow_server(folder: Path, timeout: float = 150.0):
+def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0):
     """``mlflow server`` on a free loopback port in its own process group; yields its URL."""
     port = free_port()
     cmd = [
@@ -199,8 +207,8 @@ def mlflow_server(folder: Path, timeout: float = 150.0):
         f"sqlite:///{folder / 'server.db'}",
         "--artifacts-destination",
         str(folder / "artifacts"),
-        "--workers",
-        "1",
+        "--workers",  # 1 as deploy/tracking-server.sh runs it: with 2+ uvicorn workers
+        str(workers),  # every kept-alive request waits ~43 ms on a delayed ACK (uvicorn #3149)
     ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = folder / "server.log"
@@ -234,36 +242,34 @@ def mlflow_server(folder: Path, timeout: float = 150.0):
 
 def report(store: str, results: dict) -> None:
     rows = []
-    for way, (times, _) in results.items():
+    for way, (times, _, trials) in results.items():
         lo, med = _common.summary(times)
-        rows.append([way, len(times), med, lo, float(np.mean(times))])
+        rows.append([way, trials, med, lo, float(np.mean(times))])
     print(f"-- {store} --")
     print(
         _common.table(["way", "trials", "median ms/trial", "min ms/trial", "mean ms/trial"], rows)
     )
-    med = {way: _common.summary(times)[1] for way, (times, _) in results.items()}
+    med = {way: _common.summary(times)[1] for way, (times, _, _) in results.items()}
     goal = GOALS_MS[store]
-    print(
-        f"log_trial: {med['log_trial']:.1f} ms/trial (goal <= {goal:g}: "
-        f"{_common.verdict(med['log_trial'], goal)}); per-value / log_trial = "
-        f"{med['per-value'] / med['log_trial']:.1f}x"
-    )
-    for way, (_, calls) in results.items():
-        print(
-            f"  {way} calls per trial: "
-            + ", ".join(
-                f"{label} {n // max(1, len(results[way][0]))}x {ms:.1f} ms"
-                for label, n, _, ms in calls
-            )
-        )
+    one, backlog = list(med)[:2]
+    for way in (one, backlog):
+        print(f"sweeper, {way}: {med[way]:.1f} ms/trial (goal <= {goal:g}: {_common.verdict(med[way], goal)})")
+    ref = "one log_batch per trial (MLflow client)"
+    print(f"  {ref} / sweeper one at a time = {med[ref] / med[one]:.1f}x; "
+          f"per-value / sweeper one at a time = {med['per-value'] / med[one]:.1f}x")
+    for way, (_, calls, trials) in results.items():
+        if calls:
+            print(f"  {way} calls per trial: " + ", ".join(
+                f"{label} {n / trials:.2g}x {ms:.1f} ms" for label, n, _, ms in calls))
     print(flush=True)
 
 
 def main() -> None:
     ap = _common.parser(__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=20, help="log_trial runs per store")
+    ap.add_argument("--trials", type=int, default=20, help="trials per way (and backlog size)")
     ap.add_argument("--naive-trials", type=int, default=3, help="per-value runs per store")
     ap.add_argument("--stores", default="sqlite,http", help="comma-separated: sqlite, http")
+    ap.add_argument("--server-workers", type=int, default=1, help="uvicorn workers of the mlflow server")
     args = ap.parse_args()
     importlib.import_module("mlflow")  # it sets its loggers' level on import: quiet them after
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -284,7 +290,7 @@ def main() -> None:
             report("sqlite", measure(uri, spec, result, args.trials, args.naive_trials))
         if "http" in stores:
             (tmp / "server").mkdir()
-            with mlflow_server(tmp / "server") as url:
+            with mlflow_server(tmp / "server", args.server_workers) as url:
                 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
                 report("http", measure(url, spec, result, args.trials, args.naive_trials))
     _common.maybe_rerun_unset(args)
