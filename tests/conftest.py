@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from postgres import postgres  # noqa: F401  (a throwaway PostgreSQL server, for the tests that ask)
 
 ROOT = Path(__file__).resolve().parents[1]
 

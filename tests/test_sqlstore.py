@@ -59,16 +59,26 @@ def _read(client: MlflowClient, run_id: str, tmp_path) -> dict:
     }
 
 
-def test_bulk_runs_read_back_like_client_runs(tracking_uri, results, tmp_path):
-    bulk = Tracker(tracking_uri, "bulk")
-    public = _public_only(Tracker(tracking_uri, "public"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_store(request, tmp_path):
+    """A sqlite file, or a database on a throwaway PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    host, port, user, password, db = request.getfixturevalue("postgres")
+    request.getfixturevalue("monkeypatch").setenv("PGPASSWORD", password)
+    return f"postgresql+psycopg://{user}@{host}:{port}/{db}"
+
+
+def test_bulk_runs_read_back_like_client_runs(sql_store, results, tmp_path):
+    bulk = Tracker(sql_store, "bulk")
+    public = _public_only(Tracker(sql_store, "public"))
     assert isinstance(bulk._sql, SqlRunWriter)
     parents = [t.client.create_run(t.experiment_id).info.run_id for t in (bulk, public)]
     bulk_ids = bulk.log_trials(parents[0], results)
     public_ids = public.log_trials(parents[1], results)
     assert all(isinstance(i, str) for i in bulk_ids + public_ids), (bulk_ids, public_ids)
 
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(sql_store)
     for b, p in zip(bulk_ids, public_ids):
         got, want = _read(client, b, tmp_path), _read(client, p, tmp_path)
         assert got == want
