@@ -323,9 +323,10 @@ class Tracker:
         for i, (result, again) in enumerate(zip(results, retries)):
             try:
                 existing = self._settle_earlier_try(sweep_run_id, result) if again else None
-            except Exception as exc:
-                answers[i] = exc
-                continue
+            except Exception as exc:  # the store is away: the others would fail alike, slowly
+                answers[i:] = [answer if answer is not None else exc for answer in answers[i:]]
+                todo = []
+                break
             if existing:
                 answers[i] = existing  # MLflow took it before; the caller's journal entry can go
             else:
@@ -337,10 +338,24 @@ class Tracker:
             except Exception as exc:
                 ids = [exc] * len(records)
         else:
-            ids = list(self._senders().map(self._write_run_safely, records))
+            ids = self._send(records)
         for i, run_id in zip(todo, ids):
             answers[i] = run_id
         return answers  # type: ignore[return-value]
+
+    def _send(self, records: Sequence[RunRecord]) -> list[str | Exception]:
+        """Writes records through the client, a wave of :data:`SENDERS` at a time on a server.
+
+        A wave that fails whole means the store is away: the rest are not tried (each try
+        would wait out the client's retries) and get the same error.
+        """
+        pool, size, out = self._senders(), SENDERS if self.remote else 1, []
+        for start in range(0, len(records), size):
+            wave = list(pool.map(self._write_run_safely, records[start : start + size]))
+            out += wave
+            if all(isinstance(answer, Exception) for answer in wave):
+                return out + [wave[0]] * (len(records) - len(out))
+        return out
 
     def trial_record(self, sweep_run_id: str, result: "TrialResult") -> RunRecord:
         """Everything a trial's run holds: tags, params, metrics and ``weights.npz``."""

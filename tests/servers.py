@@ -1,9 +1,10 @@
-"""Helpers for tests that run real servers on 127.0.0.1: a free port, waiting for an answer."""
+"""Helpers for tests that run real servers on 127.0.0.1: a free port, waiting for an answer, an MLflow server."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -31,3 +32,32 @@ def wait_for_http(url: str, proc: subprocess.Popen, seconds: float = 90, log: Pa
             pass
         time.sleep(0.3)
     raise AssertionError(f"no answer from {url} within {seconds:g} s{tail()}")
+
+
+class Server:
+    """A real `mlflow server` on 127.0.0.1 that a test can stop and start again."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port, self.proc = folder, free_port(), None
+        self.uri = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
+            "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_http(f"{self.uri}/health", self.proc)
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()

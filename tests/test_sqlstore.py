@@ -126,3 +126,30 @@ def test_history_points_bounds_each_logged_curve(tracking_uri, results):
     out = results[0].outcome
     assert len(out.history["cost"]) == 30
     assert 10 <= len(steps) <= 11 and steps[0] == 0 and steps[-1] == 29 and out.best_epoch in steps
+
+
+def test_a_server_that_is_away_fails_a_backlog_after_one_wave(results, tmp_path, monkeypatch):
+    from servers import Server
+
+    import sweeper.tracking as tracking
+
+    srv = Server(tmp_path)
+    srv.start()
+    try:
+        tracker = Tracker(srv.uri, "away")
+        parent = tracker.client.create_run(tracker.experiment_id).info.run_id
+        assert tracker._sql is None and tracker.remote  # a server: the public client, in waves
+        assert all(isinstance(a, str) for a in tracker.log_trials(parent, results))
+    finally:
+        srv.stop()
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    tried = []
+    write = tracker._write_run
+    monkeypatch.setattr(tracker, "_write_run", lambda record: tried.append(record) or write(record))
+    backlog = results * 4  # 12 results, 3 waves of SENDERS = 4
+    answers = tracker.log_trials(parent, backlog)
+    assert len(answers) == 12 and all(isinstance(a, Exception) for a in answers)
+    assert len(tried) == tracking.SENDERS  # the first wave failed whole: the rest were not tried
+    answers = tracker.log_trials(parent, backlog, retry=True)  # a retry asks the store first
+    assert all(isinstance(a, Exception) for a in answers) and len(tried) == tracking.SENDERS
+    tracker.close()
