@@ -96,7 +96,7 @@ class Journal:
         self.root = Path(root)
 
     def write(self, context: dict[str, str], result: TrialResult) -> str:
-        """Stores a result durably; returns its key. ``context`` names store and sweep."""
+        """Stores a result whole (see the module docstring); returns its key. ``context`` names store and sweep."""
         self.root.mkdir(parents=True, exist_ok=True)
         key = f"{result.trial.digest[:16]}-{uuid.uuid4().hex[:8]}"
         record, arrays = encode(result)
