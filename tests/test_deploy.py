@@ -151,7 +151,10 @@ def test_local_cluster_is_locked_down(local_cluster):
 
 def test_sweep_runs_on_the_worker_nodes_of_the_local_cluster(local_cluster, tmp_path):
     grid = tmp_path / "grid.yaml"
-    grid.write_text(GRID.format(name="local-cluster"))
+    # Eight trials long enough (~0.3 s each) that one node cannot take them all while the
+    # other sits idle: with four 10 ms trials, Ray may queue the second on the first node.
+    text = GRID.format(name="local-cluster").replace("lambda: [0, 0.1]", "lambda: [0, 0.01, 0.1, 1.0]")
+    grid.write_text(text.replace("epochs: 15", "epochs: 400"))
     env = local_cluster.env
     done = subprocess.run(
         [sys.executable, "-m", "sweeper.cli", "submit", str(grid), "--quiet",
@@ -160,7 +163,7 @@ def test_sweep_runs_on_the_worker_nodes_of_the_local_cluster(local_cluster, tmp_
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     runs, artifacts = _trials(local_cluster, "local-cluster")
-    assert len(runs) == 4
+    assert len(runs) == 8
     assert {r.data.tags["sweeper.status"] for r in runs} == {"finished"}
     assert all("weights.npz" in paths for paths in artifacts.values())
     nodes = {r.data.tags["sweeper.node"].rsplit(":", 1)[-1] for r in runs}
