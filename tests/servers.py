@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +37,17 @@ def wait_for_http(url: str, proc: subprocess.Popen, seconds: float = 90, log: Pa
     raise AssertionError(f"no answer from {url} within {seconds:g} s{tail()}")
 
 
+def stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
+    """Stops ``proc``'s process group (``start_new_session=True``): SIGTERM, then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 class Server:
     """A real `mlflow server` on 127.0.0.1 that a test can stop and start again."""
 
@@ -51,13 +65,5 @@ class Server:
         wait_for_http(f"{self.uri}/health", self.proc)
 
     def stop(self) -> None:
-        import os
-        import signal
-
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc:
+            stop_group(self.proc)

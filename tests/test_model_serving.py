@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -12,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from servers import free_port, wait_for_http
+from servers import free_port, stop_group, wait_for_http
 import pandas as pd
 import pytest
 
@@ -150,9 +149,4 @@ def test_a_real_server_answers_labels_and_probabilities(pets, raw, tmp_path, tra
         served = np.array([[row["cat"], row["dog"]] for row in answer])
         np.testing.assert_allclose(served, pets.predict_proba(raw), rtol=0, atol=1e-6)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)

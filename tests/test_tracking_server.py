@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
-from servers import free_port, wait_for_http
+from servers import free_port, stop_group, wait_for_http
 
 from sweeper.cli import main
 
@@ -53,13 +52,7 @@ def server(cmd: list[str], log: Path, port: int, env: dict[str, str] | None = No
         wait_healthy(url, proc, log)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 def submit_and_check(grid: Path, url: str, artifacts: Path, tmp_path: Path) -> MlflowClient:
