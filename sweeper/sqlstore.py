@@ -62,12 +62,7 @@ class SqlRunWriter:
             from mlflow.utils.validation import _validate_batch_log_data  # noqa: F401
 
             store = client._tracking_client.store
-        except (ImportError, AttributeError):
-            return None
-        if not isinstance(store, SqlAlchemyStore):
-            return None
-        try:
-            return cls(store, experiment_id, tracking_uri)
+            return cls(store, experiment_id, tracking_uri) if isinstance(store, SqlAlchemyStore) else None
         except (ImportError, AttributeError):
             return None
 

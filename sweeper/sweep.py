@@ -108,17 +108,18 @@ def plan(spec: "SweepSpec") -> Plan:
 def entry_of(result: TrialResult, run_id: str) -> Entry:
     """A ranking entry for a result that was just computed."""
     out = result.outcome
+    params = param_strings(result.trial.params())
     return Entry(
         run_id=run_id,
         digest=result.trial.digest,
         label=result.trial.label(),
-        group=group_key(param_strings(result.trial.params())),
+        group=group_key(params),
         status=result.status,
         train_error=result.train_error,
         dev_error=result.dev_error,
         n_params=int(out.n_params) if out is not None else 0,
         seed=result.trial.seed,
-        params=param_strings(result.trial.params()),
+        params=params,
     )
 
 

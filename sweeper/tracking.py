@@ -186,6 +186,7 @@ class Tracker:
         self.experiment_id = self._experiment(experiment_name)
         self.driver = driver_id()
         self.history_points = history_points or (SERVER_HISTORY_POINTS if self.remote else HISTORY_POINTS)
+        self.senders = SENDERS if self.remote else 1  # runs written at a time through the client
         self._sql = SqlRunWriter.for_client(self.client, self.experiment_id, self.tracking_uri)
         self._pool: ThreadPoolExecutor | None = None
 
@@ -349,9 +350,9 @@ class Tracker:
         A wave that fails whole means the store is away: the rest are not tried (each try
         would wait out the client's retries) and get the same error.
         """
-        pool, size, out = self._senders(), SENDERS if self.remote else 1, []
-        for start in range(0, len(records), size):
-            wave = list(pool.map(self._write_run_safely, records[start : start + size]))
+        pool, out = self._senders(), []
+        for start in range(0, len(records), self.senders):
+            wave = list(pool.map(self._write_run_safely, records[start : start + self.senders]))
             out += wave
             if all(isinstance(answer, Exception) for answer in wave):
                 return out + [wave[0]] * (len(records) - len(out))
@@ -386,7 +387,7 @@ class Tracker:
 
     def _senders(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(SENDERS if self.remote else 1, thread_name_prefix="sweeper-send")
+            self._pool = ThreadPoolExecutor(self.senders, thread_name_prefix="sweeper-send")
         return self._pool
 
     def _write_run_safely(self, record: RunRecord) -> str | Exception:
