@@ -236,7 +236,7 @@ RESOURCE_RULES: dict[str, Rule] = {
 TRACKING_RULES: dict[str, Rule] = {
     "history_points": rule(Num(2, integer=True), NULL,
                            note="most points logged per history metric; null: 200 on a database, "
-                                "50 on a tracking server"),
+                                "25 on a tracking server"),
 }
 SPLIT_RULES: dict[str, Rule] = {
     part: rule(Num(0, 1, low_open=True, high_open=True)) for part in ("train", "dev", "test")

@@ -107,17 +107,13 @@ class SqlRunWriter:
 
     def _rows(self, run_id: str, rec: RunRecord) -> dict[str, Any]:
         """The record's rows, table by table (runs first), and its artifact URI."""
-        from mlflow.entities import LifecycleStage, RunStatus, RunTag, SourceType
-        from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_USER
+        from mlflow.entities import LifecycleStage, RunStatus, SourceType
+        from mlflow.utils.mlflow_tags import MLFLOW_USER
         from mlflow.utils.uri import append_to_uri_path
-        from mlflow.utils.validation import _validate_batch_log_data
 
         m = self._models
-        run_tags = {**rec.tags, MLFLOW_RUN_NAME: rec.run_name}
-        _, params, tags = _validate_batch_log_data(
-            _one_per_key(rec.metrics), [_param(k, v) for k, v in rec.params.items()],
-            [RunTag(k, v) for k, v in run_tags.items()],
-        )
+        params, tags = validated(rec)
+        run_tags = {t.key: t.value for t in tags}
         artifact_uri = append_to_uri_path(self._artifact_location, run_id, "artifacts")
         run = dict(
             run_uuid=run_id, name=rec.run_name, experiment_id=int(self.experiment_id),
@@ -144,14 +140,7 @@ class SqlRunWriter:
             for name, data in files.items():
                 (local / name).write_bytes(data)
             return
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-        repo = get_artifact_repository(artifact_uri, tracking_uri=self.tracking_uri)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, data in files.items():
-                path = Path(tmp) / name
-                path.write_bytes(data)
-                repo.log_artifact(str(path))
+        log_through_repository(artifact_uri, self.tracking_uri, files)
 
     def _remove_artifacts(self, artifact_uri: str) -> None:
         import shutil
@@ -161,10 +150,51 @@ class SqlRunWriter:
             shutil.rmtree(local.parent, ignore_errors=True)  # the run's folder
 
 
-def _param(key: str, value: str) -> Any:
-    from mlflow.entities import Param
+def validated(rec: RunRecord) -> tuple[list[Any], list[Any]]:
+    """MLflow's checks of the record's names and values; its params and tags as entities.
 
-    return Param(key, value)
+    The tags include the run name (``mlflow.runName``), as MLflow stores it.
+
+    Raises:
+        mlflow.exceptions.MlflowException: A name or value MLflow would refuse.
+    """
+    from mlflow.entities import Param, RunTag
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+    from mlflow.utils.validation import _validate_batch_log_data
+
+    run_tags = {**rec.tags, MLFLOW_RUN_NAME: rec.run_name}
+    _, params, tags = _validate_batch_log_data(
+        _one_per_key(rec.metrics), [Param(k, v) for k, v in rec.params.items()],
+        [RunTag(k, v) for k, v in run_tags.items()],
+    )
+    return params, tags
+
+
+def checked_metric(metric: Any) -> tuple[Any, int, int]:
+    """A metric's value, step and timestamp, once their types are known to be right.
+
+    Raises:
+        mlflow.exceptions.MlflowException: MLflow's message for a value, step or timestamp
+            of the wrong type.
+    """
+    value, step, timestamp = metric.value, metric.step, metric.timestamp
+    if not (isinstance(value, (int, float)) and isinstance(step, int) and isinstance(timestamp, int)):
+        from mlflow.utils.validation import _validate_metric
+
+        _validate_metric(metric.key, value, timestamp, step)
+    return value, step, timestamp
+
+
+def log_through_repository(artifact_uri: str, tracking_uri: str, files: dict[str, bytes]) -> None:
+    """Writes files under an artifact URI through MLflow's artifact repository for it."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(artifact_uri, tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            repo.log_artifact(str(path))
 
 
 def _local_path(uri: str) -> Path | None:
@@ -182,7 +212,7 @@ def _one_per_key(metrics: Sequence[Any]) -> list[Any]:
     """The first metric of each key, for MLflow's validation of names and types.
 
     Validating all of them costs more than writing them (500 values a trial); the rest
-    are checked in :func:`_metric_rows`, where their value is read anyway.
+    are checked one by one (:func:`checked_metric`) where their value is read anyway.
     """
     first: dict[str, Any] = {}
     for metric in metrics:
@@ -198,11 +228,7 @@ def _metric_rows(run_id: str, metrics: Sequence[Any], store: Any) -> list[dict[s
     """
     seen, rows = set(), []
     for metric in metrics:
-        value, step, timestamp = metric.value, metric.step, metric.timestamp
-        if not (isinstance(value, (int, float)) and isinstance(step, int) and isinstance(timestamp, int)):
-            from mlflow.utils.validation import _validate_metric
-
-            _validate_metric(metric.key, value, timestamp, step)  # raises with MLflow's message
+        value, step, timestamp = checked_metric(metric)
         if isinstance(value, float) and not math.isfinite(value):
             is_nan, value = store.sanitize_metric_value(value)
         else:

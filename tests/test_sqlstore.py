@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 
 import numpy as np
@@ -10,6 +11,7 @@ from mlflow import MlflowClient
 
 from sweeper.results import run_trial
 from sweeper.spec import parse_spec
+from sweeper.reststore import RestRunWriter
 from sweeper.sqlstore import SqlRunWriter
 from sweeper.sweep import plan
 from sweeper.tracking import Tracker
@@ -33,7 +35,7 @@ def results():
 
 
 def _public_only(tracker: Tracker) -> Tracker:
-    tracker._sql = None  # what a store without the fast path gets: MLflow's public client
+    tracker._sql = tracker._rest = None  # what a store without a fast path gets: MLflow's public client
     return tracker
 
 
@@ -46,6 +48,7 @@ def _read(client: MlflowClient, run_id: str, tmp_path) -> dict:
     folder.mkdir()
     with np.load(client.download_artifacts(run_id, "weights.npz", str(folder)), allow_pickle=False) as npz:
         weights = {k: npz[k].tolist() for k in npz.files}
+    csv_path = client.download_artifacts(run_id, "history.csv", str(folder))
     tags = {k: v for k, v in run.data.tags.items() if k not in ("mlflow.parentRunId", "sweeper.sweep")}
     return {
         "info": (info.status, info.start_time, info.end_time, info.lifecycle_stage, info.user_id, info.run_name),
@@ -56,6 +59,7 @@ def _read(client: MlflowClient, run_id: str, tmp_path) -> dict:
         "history": history,
         "artifacts": [a.path for a in client.list_artifacts(run_id)],
         "weights": weights,
+        "history.csv": open(csv_path).read(),
     }
 
 
@@ -91,6 +95,38 @@ def test_bulk_runs_read_back_like_client_runs(sql_store, results, tmp_path):
         assert sorted(t.completed_digests()) == sorted(r.trial.digest for r in results)
 
 
+def test_runs_sent_as_json_read_back_like_client_runs(results, tmp_path):
+    from servers import Server
+
+    srv = Server(tmp_path)
+    srv.start()
+    try:
+        rest = Tracker(srv.uri, "rest")
+        public = _public_only(Tracker(srv.uri, "public"))
+        assert isinstance(rest._rest, RestRunWriter) and rest._sql is None
+        parents = [t.client.create_run(t.experiment_id).info.run_id for t in (rest, public)]
+        odd = dataclasses.replace(results[2], extra_tags={"sweeper.note": "ünïcode, \"quotes\"\n"})
+        rest_ids = rest.log_trials(parents[0], [*results[:2], odd])
+        public_ids = public.log_trials(parents[1], [*results[:2], odd])
+        assert all(isinstance(i, str) for i in rest_ids + public_ids), (rest_ids, public_ids)
+        client = MlflowClient(srv.uri)
+        for r, p in zip(rest_ids, public_ids):
+            got, want = _read(client, r, tmp_path), _read(client, p, tmp_path)
+            assert got == want
+            assert got["info"][0] == "FINISHED" and got["artifacts"] == ["history.csv", "weights.npz"]
+        assert client.get_run(rest_ids[2]).data.tags["sweeper.note"] == "ünïcode, \"quotes\"\n"
+        # A record MLflow refuses fails before any request: no half-written run is left.
+        bad = dataclasses.replace(results[0], extra_tags={"sweeper.note!": "x"})
+        answer = rest.log_trials(parents[0], [bad])[0]
+        assert isinstance(answer, Exception) and "sweeper.note!" in str(answer)
+        kids = client.search_runs([rest.experiment_id], f"tags.mlflow.parentRunId = '{parents[0]}'")
+        assert sorted(k.info.run_id for k in kids) == sorted(rest_ids)
+        rest.close()
+        public.close()
+    finally:
+        srv.stop()
+
+
 def test_one_bad_record_does_not_keep_the_others_out(tracking_uri, results):
     tracker = Tracker(tracking_uri, "bad")
     parent = tracker.client.create_run(tracker.experiment_id).info.run_id
@@ -115,10 +151,10 @@ def test_a_failed_transaction_writes_nothing(tracking_uri, results, monkeypatch)
     assert all(isinstance(a, Exception) for a in answers)
     runs = tracker.client.search_runs([tracker.experiment_id], "tags.`sweeper.kind` = 'trial'")
     assert [r.info.run_id for r in runs] == [first]
-    assert [a.path for a in tracker.client.list_artifacts(first)] == ["weights.npz"]
+    assert [a.path for a in tracker.client.list_artifacts(first)] == ["history.csv", "weights.npz"]
 
 
-def test_history_points_bounds_each_logged_curve(tracking_uri, results):
+def test_history_points_bounds_each_logged_curve(tracking_uri, results, tmp_path):
     tracker = Tracker(tracking_uri, "thin", history_points=10)
     parent = tracker.client.create_run(tracker.experiment_id).info.run_id
     run_id = tracker.log_trial(parent, results[0])
@@ -126,6 +162,13 @@ def test_history_points_bounds_each_logged_curve(tracking_uri, results):
     out = results[0].outcome
     assert len(out.history["cost"]) == 30
     assert 10 <= len(steps) <= 11 and steps[0] == 0 and steps[-1] == 29 and out.best_epoch in steps
+    # Thinning only spares the store rows: history.csv keeps every epoch, exactly.
+    path = tracker.client.download_artifacts(run_id, "history.csv", str(tmp_path))
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(30))
+    for key, series in out.history.items():
+        assert [float(r[key]) for r in rows] == [float(v) for v in series], key
 
 
 def test_a_server_that_is_away_fails_a_backlog_after_one_wave(results, tmp_path, monkeypatch):
@@ -138,14 +181,14 @@ def test_a_server_that_is_away_fails_a_backlog_after_one_wave(results, tmp_path,
     try:
         tracker = Tracker(srv.uri, "away")
         parent = tracker.client.create_run(tracker.experiment_id).info.run_id
-        assert tracker._sql is None and tracker.remote  # a server: the public client, in waves
+        assert tracker._sql is None and tracker.remote  # a server: runs sent in waves
         assert all(isinstance(a, str) for a in tracker.log_trials(parent, results))
     finally:
         srv.stop()
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     tried = []
-    write = tracker._write_run
-    monkeypatch.setattr(tracker, "_write_run", lambda record: tried.append(record) or write(record))
+    write = tracker._write_run_safely
+    monkeypatch.setattr(tracker, "_write_run_safely", lambda record: tried.append(record) or write(record))
     backlog = results * 4  # 12 results, 3 waves of SENDERS = 4
     answers = tracker.log_trials(parent, backlog)
     assert len(answers) == 12 and all(isinstance(a, Exception) for a in answers)
