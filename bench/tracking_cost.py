@@ -6,24 +6,28 @@ and the weights as ``weights.npz``, logged as a nested run under a sweep run. Wa
 
   log_trial, one at a time   sweeper's ``Tracker.log_trial``: what a trial costs when it
                              arrives alone (long trials). On a SQL store one transaction
-                             with the whole run; over HTTP the public client's calls.
+                             with the whole run; over HTTP five JSON requests (create, one
+                             batch, weights.npz, history.csv, terminate).
   log_trials, backlog of N   ``Tracker.log_trials`` with N waiting, as sweeper's logger
                              thread sends whatever queued while it was busy: one
                              transaction for all N on a SQL store; over HTTP
                              ``tracking.SENDERS`` runs in flight at once.
   one log_batch per trial    MLflow's client: ``create_run`` (tags), one ``log_batch``
-                             (params, history, finals), ``log_artifact``, ``set_terminated``.
+                             (params, every history value, finals), ``log_artifact``,
+                             ``set_terminated``: what a user would write.
   per-value                  ``create_run``, then ``log_param`` per setting, ``log_metric``
                              per history point and final, ``log_artifact``,
                              ``set_terminated``: the naive client loop.
-  what-if                    ``tracking.history_points`` 20 and 200 (a store's cost grows
-                             with every metric row; the default is 200 on a database, 50
-                             on a tracking server), and the backlog with one sender.
+  what-if                    ``tracking.history_points`` 50 and 200 (a store's cost grows
+                             with every metric row; the default is 200 on a database, 25
+                             on a tracking server), sweeper's record sent through MLflow's
+                             client instead of as JSON, and the backlog with one sender.
 
 on two stores: a sqlite file (``sqlite:///...``), and a real ``mlflow server`` on a free
 127.0.0.1 port over HTTP (started here as a subprocess with a sqlite backend, proxied
 artifacts and one worker as deploy/tracking-server.sh runs it, stopped at the end). Stores and experiments are
-created before the clock. Times are per trial: medians over the calls.
+created before the clock. Times are per trial: medians over the calls; CPU is this
+process's (the client's) and, over HTTP, the server's process group's, per trial.
 
 Run: ``python bench/tracking_cost.py`` (about 1 min); ``--trials N`` logs more per case.
 """
@@ -77,6 +81,8 @@ CLIENT_PROBES = {
     )
 }
 CLIENT_PROBES["sweeper's SQL transaction"] = "sweeper.sqlstore:SqlRunWriter.write"
+CLIENT_PROBES["sweeper's JSON request"] = "sweeper.reststore:RestRunWriter._call"
+CLIENT_PROBES["sweeper's artifact PUT"] = "sweeper.reststore:RestRunWriter._upload"
 
 
 def trial_result():
@@ -124,25 +130,51 @@ def log_per_value(tracker, sweep_run_id: str, result) -> None:
     client.set_terminated(run_id, "FINISHED")
 
 
-def log_one_batch(tracker, sweep_run_id: str, result) -> None:
-    """The same record through MLflow's public client: ``create_run``, one ``log_batch``,
-    ``log_artifact``, ``set_terminated`` (what sweeper did before it wrote in bulk)."""
-    record = tracker.trial_record(sweep_run_id, result)
+def log_one_batch(tracker, sweep_run_id: str, result, points: int | None = EPOCHS) -> None:
+    """A trial through MLflow's public client: ``create_run``, one ``log_batch``,
+    ``log_artifact``, ``set_terminated``, with every epoch of the history (``points``
+    None: the record sweeper itself logs, thinned on a server)."""
+    with _points(tracker, points or tracker.history_points):
+        record = tracker.trial_record(sweep_run_id, result)
     tracker._write_run(record)
 
 
-def measure(uri: str, spec, result, trials: int, naive_trials: int):
-    """{way: (ms per trial list, probe rows)} on one store."""
+def group_cpu_seconds(pgid: int | None) -> float:
+    """User + system CPU of every live process in a process group (the server's), from /proc."""
+    if pgid is None:
+        return 0.0
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def measure(uri: str, spec, result, trials: int, naive_trials: int, server_pgid: int | None = None):
+    """{way: (ms per trial list, probe rows, trials, client CPU ms/trial, server CPU ms/trial)}."""
     from sweeper.tracking import Tracker
 
     tracker = Tracker(uri, f"cost-{int(time.time() * 1000)}")
     sweep_run_id = tracker.start_sweep(spec, trials, 0, {})
     tracker.log_trial(sweep_run_id, result)  # warm-up: first-call imports, connections
-    batch = [result] * trials
     what_if = max(3, trials // 2)
+    clock = [result.ended_ms]
+
+    def fresh():
+        """The trial result ending now, after every earlier one, as real trials do. (One
+        end time for all would pile every metric row into the same part of the store's
+        (key, timestamp, step, run) index and slow every store down as it grows.)"""
+        clock[0] = max(clock[0] + 1, int(time.time() * 1000))
+        return dataclasses.replace(result, started_ms=clock[0] - 1000, ended_ms=clock[0])
 
     def log_backlog(s, r):
-        answers = tracker.log_trials(s, batch)
+        answers = tracker.log_trials(s, [fresh() for _ in range(trials)])
         assert all(isinstance(a, str) for a in answers), answers[:1]
 
     ways = {
@@ -150,23 +182,35 @@ def measure(uri: str, spec, result, trials: int, naive_trials: int):
         "log_trial, one at a time": (tracker.log_trial, trials, 1, ()),
         f"log_trials, backlog of {trials}": (log_backlog, 3, trials, ()),
         "one log_batch per trial (MLflow client)": (lambda s, r: log_one_batch(tracker, s, r), trials, 1, ()),
+        "what-if: sweeper's record through MLflow's client": (
+            lambda s, r: log_one_batch(tracker, s, r, None), what_if, 1, ()),
         "per-value": (lambda s, r: log_per_value(tracker, s, r), naive_trials, 1, ()),
-        "what-if: one at a time, history <= 20 points/metric": (tracker.log_trial, what_if, 1, (_points(tracker, 20),)),
+        "what-if: one at a time, history <= 50 points/metric": (tracker.log_trial, what_if, 1, (_points(tracker, 50),)),
         "what-if: one at a time, history <= 200 points/metric": (tracker.log_trial, what_if, 1, (_points(tracker, 200),)),
         "what-if: backlog, 1 sender": (log_backlog, 2, trials, (_senders(tracker, 1),)),
     }
-    out = {}
-    for way, (fn, n, per_call, patches) in ways.items():
-        with contextlib.ExitStack() as stack, Probe(CLIENT_PROBES) as probe:
+    # Calls of all ways interleaved, each way's spread evenly over the run, so that a
+    # machine that speeds up or slows down midway (it is shared) favours none of them.
+    schedule = sorted(((i + 0.5) / n, way) for way, (_, n, _, _) in ways.items() for i in range(n))
+    probes = {way: Probe(CLIENT_PROBES) for way in ways}
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    cpu = {way: [0.0, 0.0] for way in ways}  # client, server seconds
+    for _, way in schedule:
+        fn, _, per_call, patches = ways[way]
+        with contextlib.ExitStack() as stack, probes[way]:
             for patch in patches:
                 stack.enter_context(patch)
             stack.enter_context(contextlib.redirect_stdout(io.StringIO()))  # MLflow's run URLs
-            times = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                fn(sweep_run_id, result)
-                times.append((time.perf_counter() - t0) * 1e3 / per_call)
-        out[way] = (times, probe.rows(n * per_call), n * per_call)
+            arg = fresh()
+            cpu0, server0, t0 = time.process_time(), group_cpu_seconds(server_pgid), time.perf_counter()
+            fn(sweep_run_id, arg)
+            times[way].append((time.perf_counter() - t0) * 1e3 / per_call)
+            cpu[way][0] += time.process_time() - cpu0
+            cpu[way][1] += group_cpu_seconds(server_pgid) - server0
+    out = {}
+    for way, (_, n, per_call, _) in ways.items():
+        done = n * per_call
+        out[way] = (times[way], probes[way].rows(done), done, cpu[way][0] * 1e3 / done, cpu[way][1] * 1e3 / done)
     tracker.finish_sweep(sweep_run_id, "FINISHED", {}, {})
     tracker.close()
     return out
@@ -191,8 +235,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0):
-    """``mlflow server`` on a free loopback port in its own process group; yields its URL."""
+def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0, backend: str | None = None):
+    """``mlflow server`` on a free loopback port in its own process group; yields its URL
+    and the group's id."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -204,7 +249,7 @@ def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0):
         "--port",
         str(port),
         "--backend-store-uri",
-        f"sqlite:///{folder / 'server.db'}",
+        backend or f"sqlite:///{folder / 'server.db'}",
         "--artifacts-destination",
         str(folder / "artifacts"),
         "--workers",  # 1 as deploy/tracking-server.sh runs it: with 2+ uvicorn workers
@@ -229,7 +274,7 @@ def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"no /health from {url}:\n{log.read_text()[-2000:]}")
                 time.sleep(0.5)
-        yield url
+        yield url, proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -242,14 +287,14 @@ def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0):
 
 def report(store: str, results: dict) -> None:
     rows = []
-    for way, (times, _, trials) in results.items():
+    server = store == "http"
+    for way, (times, _, trials, cpu, server_cpu) in results.items():
         lo, med = _common.summary(times)
-        rows.append([way, trials, med, lo, float(np.mean(times))])
+        rows.append([way, trials, med, lo, float(np.mean(times)), cpu] + ([server_cpu] if server else []))
     print(f"-- {store} --")
-    print(
-        _common.table(["way", "trials", "median ms/trial", "min ms/trial", "mean ms/trial"], rows)
-    )
-    med = {way: _common.summary(times)[1] for way, (times, _, _) in results.items()}
+    heads = ["way", "trials", "median ms/trial", "min ms/trial", "mean ms/trial", "client CPU ms/trial"]
+    print(_common.table(heads + (["server CPU ms/trial"] if server else []), rows))
+    med = {way: _common.summary(r[0])[1] for way, r in results.items()}
     goal = GOALS_MS[store]
     one, backlog = list(med)[:2]
     for way in (one, backlog):
@@ -257,7 +302,7 @@ def report(store: str, results: dict) -> None:
     ref = "one log_batch per trial (MLflow client)"
     print(f"  {ref} / sweeper one at a time = {med[ref] / med[one]:.1f}x; "
           f"per-value / sweeper one at a time = {med['per-value'] / med[one]:.1f}x")
-    for way, (_, calls, trials) in results.items():
+    for way, (_, calls, trials, _, _) in results.items():
         if calls:
             print(f"  {way} calls per trial: " + ", ".join(
                 f"{label} {n / trials:.2g}x {ms:.1f} ms" for label, n, _, ms in calls))
@@ -290,9 +335,9 @@ def main() -> None:
             report("sqlite", measure(uri, spec, result, args.trials, args.naive_trials))
         if "http" in stores:
             (tmp / "server").mkdir()
-            with mlflow_server(tmp / "server", args.server_workers) as url:
+            with mlflow_server(tmp / "server", args.server_workers) as (url, pgid):
                 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-                report("http", measure(url, spec, result, args.trials, args.naive_trials))
+                report("http", measure(url, spec, result, args.trials, args.naive_trials, pgid))
     _common.maybe_rerun_unset(args)
 
 
