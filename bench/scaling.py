@@ -9,6 +9,11 @@ fresh sqlite MLflow store, on
   cluster   a ``ray.cluster_utils.Cluster``: a head with no CPUs (the driver's node) and
             two worker nodes of 1 CPU each (p = 2), in processes on this machine.
 
+  reference a plain ``multiprocessing`` pool of 1 and of p processes running the same
+            trials (no Ray, no MLflow): what the hardware itself gives p trials at
+            once, since trials side by side share caches, memory bandwidth and,
+            under a hypervisor, whatever the cores are on the host.
+
 Efficiency = T1 / (p * Tp). Ray is started, and its workers warmed, before each clock.
 Two figures: the whole submission (including opening the store, the ensembles and the
 report, which run once whatever p is), and the trial phase alone (``execute``, the first
@@ -113,6 +118,32 @@ def on_local_ray(the_plan, folder: Path, cpus: int) -> dict[str, float]:
         ray.shutdown()
 
 
+def _pool_trial(args) -> float:
+    """One trial in a pool worker, one BLAS thread; returns its own training seconds."""
+    from sweeper.results import run_chunk
+
+    trial, data = args
+    (result,) = run_chunk([trial], data, "cpu", 1)
+    assert result.status == "finished", result.reason
+    return result.seconds
+
+
+def on_process_pool(the_plan, cpus: int) -> dict[str, float]:
+    """The same trials in a plain ``multiprocessing`` pool of ``cpus`` processes: no Ray,
+    no MLflow, no ensembles. What this machine gives ``cpus`` trials at once; sweeper's
+    trial phase cannot beat it. Workers are started and warmed before the clock."""
+    import multiprocessing
+
+    data = the_plan.data[(True, "float32")].without_test()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(cpus) as pool:
+        pool.map(_pool_trial, [(the_plan.trials[0], data)] * cpus, chunksize=1)  # warm: imports
+        t0 = time.perf_counter()
+        seconds = pool.map(_pool_trial, [(t, data) for t in the_plan.trials], chunksize=1)
+        wall = time.perf_counter() - t0
+    return {"wall": wall, "phase": wall, "train": float(sum(seconds)), "finish": 0.0}
+
+
 def on_cluster(the_plan, folder: Path, workers: int = 2) -> dict[str, float]:
     import ray
     from ray.cluster_utils import Cluster
@@ -134,6 +165,7 @@ def main() -> None:
     ap = _common.parser(__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=100, help="epochs per trial")
     ap.add_argument("--skip-cluster", action="store_true")
+    ap.add_argument("--skip-pool", action="store_true", help="skip the plain process-pool reference")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the local runs; fastest kept")
     args = ap.parse_args()
     importlib.import_module("mlflow")
@@ -149,10 +181,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cases = [("1 CPU (local Ray)", 1, "one"), (f"{cores} CPUs (local Ray)", cores, "all")]
+        if not args.skip_pool:
+            cases += [("reference: plain pool, 1 process", 1, None),
+                      (f"reference: plain pool, {cores} processes", cores, None)]
         # Rounds alternate the cases, and each keeps its fastest: a neighbour's burst of
         # load then slows one round of both, not all of one case.
         for r in range(args.rounds):
             for label, p, folder in cases:
+                if folder is None:
+                    got = on_process_pool(the_plan, p)
+                    print(f"  {label}, round {r + 1}: {got['wall']:.2f} s", flush=True)
+                    if label not in runs or got["wall"] < runs[label][1]["wall"]:
+                        runs[label] = (p, got)
+                    continue
                 (tmp / f"{folder}{r}").mkdir()
                 got = on_local_ray(the_plan, tmp / f"{folder}{r}", p)
                 print(f"  {label}, round {r + 1}: {got['wall']:.2f} s", flush=True)
@@ -167,10 +208,11 @@ def main() -> None:
     t1 = runs["1 CPU (local Ray)"][1]
     rows = []
     for label, (p, r) in runs.items():
-        e_all = t1["wall"] / (p * r["wall"])
-        e_phase = t1["phase"] / (p * r["phase"])
+        base = runs["reference: plain pool, 1 process"][1] if label.startswith("reference") else t1
+        e_all = base["wall"] / (p * r["wall"])
+        e_phase = base["phase"] / (p * r["phase"])
         slot_use = r["train"] / (p * r["phase"])
-        slowdown = r["train"] / t1["train"]
+        slowdown = r["train"] / base["train"]
         rows.append(
             [
                 label,
@@ -207,11 +249,24 @@ def main() -> None:
     )
     print(f"\n{n} trials; efficiency = T1 / (p * Tp) against the 1-CPU run; goal >= {GOAL}")
     for label, (p, r) in list(runs.items())[1:]:
+        if label.startswith("reference"):
+            continue
         e_all = t1["wall"] / (p * r["wall"])
         e_phase = t1["phase"] / (p * r["phase"])
         print(
             f"  {label}: submit {e_all:.2f} ({_common.verdict(-e_all, -GOAL)}), "
             f"trial phase {e_phase:.2f} ({_common.verdict(-e_phase, -GOAL)})"
+        )
+    pool = runs.get(f"reference: plain pool, {cores} processes")
+    if pool is not None:
+        p1 = runs["reference: plain pool, 1 process"][1]
+        hw = p1["wall"] / (cores * pool[1]["wall"])
+        local = runs[f"{cores} CPUs (local Ray)"][1]
+        print(
+            f"  the hardware's own efficiency (plain pool, {cores} processes): {hw:.2f}; trials "
+            f"{pool[1]['train'] / p1['train']:.2f}x slower side by side\n"
+            f"  sweeper's trial phase on {cores} CPUs / plain pool's wall = "
+            f"{local['phase'] / pool[1]['wall']:.2f} (1 = no overhead over what the hardware gives)"
         )
     print("load average after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     _common.maybe_rerun_unset(args)
