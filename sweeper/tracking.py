@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .newstore import seed_sqlite_store
 from .reststore import RestRunWriter
 from .sqlstore import RunRecord, SqlRunWriter
 
@@ -183,6 +184,7 @@ class Tracker:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
             # Otherwise set_terminated fetches the whole run back just to print its URL.
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        seed_sqlite_store(self.tracking_uri)  # a new sqlite store without MLflow's migrations
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.experiment_name = experiment_name
         self.experiment_id = self._experiment(experiment_name)
