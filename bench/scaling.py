@@ -20,7 +20,7 @@ report, which run once whatever p is), and the trial phase alone (``execute``, t
 task to the last result). On a machine shared with other work, the cores are not all ours:
 the load average is printed beside the results.
 
-The local runs alternate for ``--rounds`` rounds (2) and each keeps its fastest: on this
+All runs alternate for ``--rounds`` rounds (2) and each keeps its fastest: on this
 shared machine the same 16 trials on 1 CPU have taken anywhere from 16 to 23 s of
 training in one hour.
 
@@ -145,6 +145,7 @@ def on_process_pool(the_plan, cpus: int) -> dict[str, float]:
 
 
 def on_cluster(the_plan, folder: Path, workers: int = 2) -> dict[str, float]:
+    """A head with no CPUs and ``workers`` 1-CPU nodes, in processes on this machine."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -180,30 +181,26 @@ def main() -> None:
     runs: dict[str, tuple[int, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        cluster = "cluster: head (0 CPU) + 2 x 1-CPU nodes"
         cases = [("1 CPU (local Ray)", 1, "one"), (f"{cores} CPUs (local Ray)", cores, "all")]
         if not args.skip_pool:
             cases += [("reference: plain pool, 1 process", 1, None),
                       (f"reference: plain pool, {cores} processes", cores, None)]
+        if not args.skip_cluster:
+            cases.append((cluster, 2, "cluster"))
         # Rounds alternate the cases, and each keeps its fastest: a neighbour's burst of
-        # load then slows one round of both, not all of one case.
+        # load then slows one round of all of them, not every run of one.
         for r in range(args.rounds):
             for label, p, folder in cases:
                 if folder is None:
                     got = on_process_pool(the_plan, p)
-                    print(f"  {label}, round {r + 1}: {got['wall']:.2f} s", flush=True)
-                    if label not in runs or got["wall"] < runs[label][1]["wall"]:
-                        runs[label] = (p, got)
-                    continue
-                (tmp / f"{folder}{r}").mkdir()
-                got = on_local_ray(the_plan, tmp / f"{folder}{r}", p)
+                else:
+                    (tmp / f"{folder}{r}").mkdir()
+                    run = on_cluster if label == cluster else on_local_ray
+                    got = run(the_plan, tmp / f"{folder}{r}", p)
                 print(f"  {label}, round {r + 1}: {got['wall']:.2f} s", flush=True)
                 if label not in runs or got["wall"] < runs[label][1]["wall"]:
                     runs[label] = (p, got)
-        if not args.skip_cluster:
-            (tmp / "cluster").mkdir()
-            label = "cluster: head (0 CPU) + 2 x 1-CPU nodes"
-            runs[label] = (2, on_cluster(the_plan, tmp / "cluster"))
-            print(f"  {label}: {runs[label][1]['wall']:.2f} s", flush=True)
 
     t1 = runs["1 CPU (local Ray)"][1]
     rows = []
