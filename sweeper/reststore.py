@@ -13,7 +13,7 @@ apply unchanged. A test reads runs written both ways back and checks they are th
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from .sqlstore import RunRecord, checked_metric, log_through_repository, validated
 
@@ -73,13 +73,8 @@ class RestRunWriter:
         })["run"]["info"]
         run_id = run["run_id"]
         ps = [{"key": p.key, "value": p.value} for p in params]
-        first = ps[:_PARAM_LIMIT]
-        room = _BATCH_LIMIT - len(first)
-        self._call("runs/log-batch", {"run_id": run_id, "params": first, "metrics": metrics[:room]})
-        for i in range(_PARAM_LIMIT, len(ps), _PARAM_LIMIT):
-            self._call("runs/log-batch", {"run_id": run_id, "params": ps[i : i + _PARAM_LIMIT]})
-        for i in range(room, len(metrics), _BATCH_LIMIT):
-            self._call("runs/log-batch", {"run_id": run_id, "metrics": metrics[i : i + _BATCH_LIMIT]})
+        for chunk_params, chunk_metrics in batches(ps, metrics):
+            self._call("runs/log-batch", {"run_id": run_id, "params": chunk_params, "metrics": chunk_metrics})
         if rec.artifacts:
             self._upload(run["artifact_uri"], rec.artifacts)
         self._call("runs/update", {"run_id": run_id, "run_uuid": run_id, "status": rec.status,
@@ -111,6 +106,19 @@ class RestRunWriter:
             response = http_request(creds, f"/{name}", "PUT", data=data,
                                     extra_headers={"Content-Type": "application/octet-stream"})
             augmented_raise_for_status(response)
+
+
+def batches(params: Sequence[Any], metrics: Sequence[Any]) -> Iterator[tuple[list[Any], list[Any]]]:
+    """``(params, metrics)`` for each log-batch request MLflow's limits allow: the first
+    holds up to :data:`_PARAM_LIMIT` params and as many metrics as fit beside them, then
+    come the remaining params, then the remaining metrics."""
+    first = list(params[:_PARAM_LIMIT])
+    room = _BATCH_LIMIT - len(first)
+    yield first, list(metrics[:room])
+    for i in range(_PARAM_LIMIT, len(params), _PARAM_LIMIT):
+        yield list(params[i : i + _PARAM_LIMIT]), []
+    for i in range(room, len(metrics), _BATCH_LIMIT):
+        yield [], list(metrics[i : i + _BATCH_LIMIT])
 
 
 def _metric_json(metric: Any) -> dict[str, Any]:

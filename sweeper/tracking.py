@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from .newstore import seed_sqlite_store
-from .reststore import RestRunWriter
+from .reststore import RestRunWriter, batches
 from .sqlstore import RunRecord, SqlRunWriter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +56,6 @@ _MLFLOW_STATUS = {
 }
 SENDERS = 4
 """Runs sent to a tracking server at a time: each is a few round trips, mostly waiting."""
-_BATCH_LIMIT = 1000  # MLflow's cap on metrics + params + tags in one log_batch
 
 
 def driver_id() -> str:
@@ -449,10 +448,8 @@ class Tracker:
         from mlflow.entities import Param
 
         ps = [Param(k, _param_value(v)) for k, v in (params or {}).items()]
-        room = _BATCH_LIMIT - len(ps)
-        self.client.log_batch(run_id, metrics=list(metrics[:room]), params=ps, synchronous=True)
-        for i in range(room, len(metrics), _BATCH_LIMIT):
-            self.client.log_batch(run_id, metrics=list(metrics[i : i + _BATCH_LIMIT]), synchronous=True)
+        for chunk_params, chunk_metrics in batches(ps, metrics):
+            self.client.log_batch(run_id, metrics=chunk_metrics, params=chunk_params, synchronous=True)
 
 
 def _preference(run: Any) -> tuple[bool, int]:
