@@ -9,7 +9,6 @@ no trial holds a copy of the whole training set.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from .network import (
     _loss_and_dlogits,
     _penalty,
     _predict_from_logits,
+    _softmax_dlogits,
 )
 
 EVAL_ROWS = 1024
@@ -38,35 +38,75 @@ class Data:
     y: Any
     X_dev: Any
     y_dev: Any
-    block: tuple[Any, ...] | None = None  # X, T, y of the shuffled rows being trained on
+    blocks: Blocks | None = None  # what every epoch reuses (see ``Blocks``)
 
 
-def minibatches(
-    data: Data, batch_size: int | None, rng: np.random.Generator, xp: Any
+@dataclass
+class Blocks:
+    """Arrays every epoch reuses: a block of shuffled rows and what its steps leave.
+
+    An epoch gathers its shuffled rows a block (a whole number of minibatches) at a time
+    into ``X``, ``T`` and ``y``. Each step writes its predictions into ``predicted`` and its
+    softmax row sums into ``totals``, which are reduced once per block, and its loss terms
+    and squared gradient norms into a row of ``terms`` and ``norms``, reduced once per epoch.
+    """
+
+    X: Any
+    T: Any
+    y: Any
+    predicted: Any  # (block,) predicted classes
+    totals: Any  # (block, 1) each row's sum of exp(shifted logits), for softmax outputs
+    row_starts: Any  # (batch,) 0, K, 2K, ...: where each row starts in a batch's flat logits
+    ones: Any  # (K, 1)
+    terms: Any  # (steps,) a step's cost times its rows, less the sum of log(totals)
+    log_sums: Any  # (steps,) a step's sum of log(totals) over its rows
+    norms: Any  # (steps, L) a step's ||dW_l||^2
+    sizes: Any  # (steps,) a step's rows
+
+    @classmethod
+    def allocate(cls, data: Data, batch_size: int, n_layers: int, xp: Any) -> Blocks:
+        m, n_out = data.T.shape
+        block = min(m, batch_size * max(1, EVAL_ROWS // batch_size))
+        steps = -(-m // batch_size)
+        sizes = np.full(steps, float(batch_size))
+        sizes[-1] = m - batch_size * (steps - 1)
+        return cls(
+            *(xp.empty((block, *a.shape[1:]), a.dtype) for a in (data.X, data.T, data.y)),
+            predicted=xp.empty(block, np.intp),
+            totals=xp.ones((block, 1), data.X.dtype),
+            row_starts=xp.arange(0, batch_size * n_out, n_out),
+            ones=xp.ones((n_out, 1), data.X.dtype),
+            terms=xp.zeros(steps, np.float64),
+            log_sums=xp.zeros(steps, np.float64),
+            norms=xp.zeros((steps, n_layers), np.float64),
+            sizes=xp.asarray(sizes),
+        )
+
+
+def gathered_blocks(
+    data: Data, batch_size: int, rng: np.random.Generator, xp: Any
 ) -> Iterator[tuple[Any, Any, Any]]:
-    """``(X, T, y)`` of each minibatch of a fresh shuffle, as views of reused arrays.
+    """``(X, T, y)`` of each block of a fresh shuffle, as views of ``data.blocks``' arrays.
 
-    Rows are gathered a block of about ``EVAL_ROWS`` at a time: one gather per block keeps
-    the per-batch cost low, and a trial never holds a shuffled copy of the whole training
-    set (which may be a read-only array shared by every trial on the node).
+    Every block but the last holds a whole number of minibatches. Gathering a block of
+    about ``EVAL_ROWS`` rows at a time keeps the per-batch cost low, and a trial never holds
+    a shuffled copy of the whole training set (which may be a read-only array shared by
+    every trial on the node). One batch as large as the set is not shuffled: its order
+    cannot matter.
     """
     m = data.X.shape[0]
-    if batch_size is None or batch_size >= m:
-        yield data.X, data.T, data.y  # one batch: its order cannot matter, so no shuffle
+    if batch_size >= m:
+        yield data.X, data.T, data.y
         return
     perm = rng.permutation(m)
     if xp is not np:
         perm = xp.asarray(perm)
-    block = batch_size * max(1, EVAL_ROWS // batch_size)
-    sources = (data.X, data.T, data.y)
-    if data.block is None:
-        data.block = tuple(xp.empty((min(block, m), *a.shape[1:]), a.dtype) for a in sources)
+    pairs = ((data.X, data.blocks.X), (data.T, data.blocks.T), (data.y, data.blocks.y))
+    block = data.blocks.X.shape[0]
     for start in range(0, m, block):
         rows = perm[start : start + block]
         n = rows.shape[0]
-        gathered = [a.take(rows, axis=0, out=b[:n]) for a, b in zip(sources, data.block)]
-        for i in range(0, n, batch_size):
-            yield tuple(g[i : i + batch_size] for g in gathered)
+        yield tuple(a.take(rows, axis=0, out=g[:n]) for a, g in pairs)
 
 
 @dataclass
@@ -88,42 +128,65 @@ class Net:
 def run_epoch(net, data, config, keep_probs, optimizer, mask_rng, rng, xp) -> tuple[Any, ...]:
     """One pass over the training set, updating ``net.params`` in place.
 
+    A step leaves its loss terms, predictions and gradient norms in arrays that are
+    reduced once per block or epoch, so a step is little more than the array operations
+    that train.
+
     Returns:
         ``(cost, train_error, norm_1, ..., norm_L)``: the mean minibatch cost, the error of
-        the minibatch forward passes, and each layer's mean ``||dW_l||_F``, as Python
-        floats on the CPU and ``xp`` scalars elsewhere.
+        the minibatch forward passes, and each layer's mean ``||dW_l||_F``, as ``xp``
+        scalars (on a GPU the host syncs once per epoch, not once per minibatch).
     """
     params, ws = net.params, net.ws
-    dWs = [ws.grads[f"dW{l}"].ravel() for l in range(1, len(params) // 2 + 1)]
-    # Sums as Python floats on the CPU (the cheapest scalars); on a GPU as device scalars,
-    # so the host syncs once per epoch, not once per minibatch.
-    scalar, sqrt = (float, math.sqrt) if xp is np else (_same, xp.sqrt)
-    cost_sum: Any = 0.0
+    n_layers = len(params) // 2
+    dWs = [ws.grads[f"dW{l}"].ravel() for l in range(1, n_layers + 1)]
+    m_all = data.X.shape[0]
+    batch_size = min(config.batch_size or m_all, m_all)
+    if data.blocks is None:
+        data.blocks = Blocks.allocate(data, batch_size, n_layers, xp)
+    b = data.blocks
+    softmax = data.T.shape[1] > 1
+    penalty = bool(config.lambd or config.l1)
     wrong: Any = 0
-    norm_sums: list[Any] = [0.0] * len(dWs)
-    n = 0
-    for X, T, y in minibatches(data, config.batch_size, rng, xp):
-        n += 1
-        m = X.shape[0]
-        logits, cache = _forward(params, X, config.activation, keep_probs, mask_rng, xp, ws)
-        predicted = _predict_from_logits(logits, xp)
-        wrong = wrong + xp.count_nonzero(predicted != y)
-        top = predicted if logits.shape[1] > 1 else None  # the softmax's row maxima are there
-        loss, dZ = _loss_and_dlogits(logits, T, xp, out=ws.at(m).dZ[-1], top=top)
-        cost_sum = cost_sum + scalar(loss + _penalty(params, config.lambd, config.l1, m, xp))
-        _backward_from_dlogits(
-            params, cache, dZ, config.lambd, config.l1, config.activation, xp, ws
-        )
-        for l, dW in enumerate(dWs):
-            norm_sums[l] = norm_sums[l] + sqrt(scalar(xp.vdot(dW, dW)))  # ||dW||_F
-        # Every parameter's step at once: the update is elementwise, so one flat pass is
-        # exactly the per-parameter update, with one call per array operation in all.
-        optimizer._update_in_grad(net.flat, ws.flat_grads, "params")  # grads are spent
-    return cost_sum / n, wrong / data.X.shape[0], *(s / n for s in norm_sums)
-
-
-def _same(value: Any) -> Any:
-    return value
+    step = 0
+    for X_block, T_block, y_block in gathered_blocks(data, batch_size, rng, xp):
+        n = X_block.shape[0]
+        first = step
+        for i in range(0, n, batch_size):
+            X, T = X_block[i : i + batch_size], T_block[i : i + batch_size]
+            m = X.shape[0]
+            logits, cache = _forward(params, X, config.activation, keep_probs, mask_rng, xp, ws)
+            top = _predict_from_logits(logits, xp, out=b.predicted[i : i + m])
+            if softmax:
+                dZ = ws.at(m).dZ[-1]
+                flat_top = xp.add(top, b.row_starts[:m])
+                term = -_softmax_dlogits(logits, T, flat_top, b.ones, dZ, b.totals[i : i + m], xp)
+            else:
+                loss, dZ = _loss_and_dlogits(logits, T, xp)
+                term = loss * m
+            if penalty:
+                term = term + m * _penalty(params, config.lambd, config.l1, m, xp)
+            b.terms[step] = term
+            _backward_from_dlogits(
+                params, cache, dZ, config.lambd, config.l1, config.activation, xp, ws
+            )
+            for l, dW in enumerate(dWs):
+                b.norms[step, l] = xp.vdot(dW, dW)
+            # Every parameter's step at once: the update is elementwise, so one flat pass is
+            # exactly the per-parameter update, with one call per array operation in all.
+            optimizer._update_in_grad(net.flat, ws.flat_grads, "params")  # grads are spent
+            step += 1
+        wrong = wrong + xp.count_nonzero(b.predicted[:n] != y_block)
+        if softmax:  # each step's sum of log(totals): the log-sum-exp half of its loss
+            logs = xp.log(b.totals[:n, 0])
+            whole = n - n % batch_size
+            b.log_sums[first : first + whole // batch_size] = logs[:whole].reshape(
+                -1, batch_size
+            ).sum(axis=1)
+            if whole < n:
+                b.log_sums[step - 1] = logs[whole:].sum()
+    costs = (b.log_sums + b.terms) / b.sizes  # each step's mean cost over its rows
+    return costs.mean(), wrong / m_all, *xp.sqrt(b.norms).mean(axis=0)
 
 
 def count_errors(params: dict[str, Any], X: Any, y: Any, activation: str, xp: Any, ws: Workspace):

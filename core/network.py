@@ -155,35 +155,52 @@ def _output_proba(logits: Any, xp: Any) -> Any:
     return E
 
 
-def _loss_and_dlogits(
-    logits: Any, T: Any, xp: Any, out: Any = None, top: Any = None
-) -> tuple[Any, Any]:
-    """``_data_loss`` and its gradient with respect to the logits, sharing the exponentials.
-
-    With ``out`` (shaped like ``logits``) the softmax gradient is written there. ``top``,
-    the row-wise argmax of ``logits`` where the caller has it, saves finding the row maxima.
-    """
+def _loss_and_dlogits(logits: Any, T: Any, xp: Any) -> tuple[Any, Any]:
+    """``_data_loss`` and its gradient with respect to the logits, sharing the exponentials."""
     m = logits.shape[0]
     if logits.shape[1] == 1:
         E = xp.exp(-xp.abs(logits))
         loss = (xp.maximum(logits, 0) - logits * T + xp.log1p(E)).sum() / m
         R = 1.0 / (1.0 + E)
         dZ = xp.where(logits >= 0, R, E * R)
-    else:
-        if top is None:
-            row_max = logits.max(axis=1, keepdims=True)
-        else:
-            row_max = xp.take_along_axis(logits, top[:, None], axis=1)
-        dZ = xp.subtract(logits, row_max, out=out)  # shifted
-        picked = xp.vdot(dZ.ravel(), T.ravel())
-        xp.exp(dZ, out=dZ)
-        # Row sums as a matrix-vector product: BLAS beats a reduction along short rows.
-        total = xp.matmul(dZ, xp.ones((dZ.shape[1], 1), dZ.dtype))
-        loss = (xp.log(total).sum() - picked) / m
-        dZ /= total
+        dZ -= T
+        dZ *= 1.0 / m
+        return loss, dZ
+    flat_top = logits.argmax(axis=1) + xp.arange(0, logits.size, logits.shape[1])
+    dZ, totals = xp.empty_like(logits), xp.empty((m, 1), logits.dtype)
+    ones = xp.ones((logits.shape[1], 1), logits.dtype)
+    picked = _softmax_dlogits(logits, T, flat_top, ones, dZ, totals, xp)
+    return (xp.log(totals).sum() - picked) / m, dZ
+
+
+def _softmax_dlogits(
+    logits: Any, T: Any, flat_top: Any, ones: Any, dZ: Any, totals: Any, xp: Any
+) -> Any:
+    """Writes the gradient of the mean softmax cross-entropy with respect to the logits
+    into ``dZ``, and returns its loss in two parts.
+
+    Args:
+        logits: ``m x K``, C-contiguous.
+        T: One-hot targets, ``m x K``.
+        flat_top: Each row's argmax as an index into ``logits.ravel()``.
+        ones: ``K x 1`` ones.
+        dZ: ``m x K`` output.
+        totals: ``m x 1`` output: each row's sum of ``exp(logits - row maximum)``.
+        xp: Array module.
+
+    Returns:
+        ``picked``, the sum over rows of the label's shifted logit: the loss is
+        ``(sum(log(totals)) - picked) / m``, finite for any finite logits.
+    """
+    row_max = xp.take(logits.ravel(), flat_top)
+    xp.subtract(logits, row_max[:, None], out=dZ)
+    picked = xp.vdot(dZ, T)
+    xp.exp(dZ, out=dZ)
+    xp.matmul(dZ, ones, out=totals)  # row sums: BLAS beats a reduction along short rows
+    dZ /= totals
     dZ -= T
-    dZ *= 1.0 / m
-    return loss, dZ
+    dZ *= 1.0 / logits.shape[0]
+    return picked
 
 
 def cost(
@@ -290,10 +307,13 @@ def backward(
     return _backward_from_dlogits(params, cache, dZ, lambd, l1, activation, xp)
 
 
-def _predict_from_logits(logits: Any, xp: Any) -> Any:
+def _predict_from_logits(logits: Any, xp: Any, out: Any = None) -> Any:
+    """Predicted classes, written into ``out`` (an ``intp`` array) when given."""
     if logits.shape[1] == 1:
-        return (logits[:, 0] > 0).astype(xp.int64)
-    return logits.argmax(axis=1)
+        if out is None:
+            return (logits[:, 0] > 0).astype(xp.int64)
+        return xp.greater(logits[:, 0], 0, out=out)
+    return logits.argmax(axis=1, out=out)
 
 
 def _proba_from_logits(logits: Any, xp: Any) -> Any:

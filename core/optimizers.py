@@ -122,7 +122,7 @@ class RMSprop(Optimizer):
         hp = self.hyperparameters
         s, denominator = state["s"], state["denominator"]
         s *= hp["beta2"]
-        np.multiply(grad, grad, out=denominator)
+        np.square(grad, out=denominator)
         denominator *= 1.0 - hp["beta2"]
         s += denominator
         np.sqrt(s, out=denominator)
@@ -154,7 +154,7 @@ class Adam(Optimizer):
         m *= beta1
         m += grad
         v *= beta2
-        np.multiply(grad, grad, out=scratch)  # grad's last read: scratch may be grad
+        np.square(grad, out=scratch)  # grad's last read; square beats multiply(g, g)
         v += scratch
         # sqrt(v_true / c2) = sqrt(v / r) with r = c2 / (1 - b2); m_true / c1 = m (1 - b1) / c1.
         root_r = math.sqrt((1.0 - beta2**t) / (1.0 - beta2))

@@ -179,6 +179,47 @@ def test_history_has_one_entry_per_epoch_and_a_grad_norm_per_layer():
     assert [m["dev_error"] for _, m in seen] == out.history["dev_error"]
 
 
+@pytest.mark.parametrize("n_classes, batch_size", [(3, 64), (2, 48), (4, None)])
+def test_history_matches_a_plain_minibatch_loop(n_classes, batch_size):
+    """The epoch's reductions (per block and per epoch, not per step) give what a plain loop
+    over the public functions gives: several gather blocks and a short last batch here."""
+    from core.initializers import init_params
+    from core.network import backward, cost, forward, layer_sizes, predict
+    from core.optimizers import Adam
+
+    X, y, Xd, yd = _blobs(8, 2100, n_classes=n_classes, n=3, sep=2.0)
+    config = TrainConfig(
+        architecture=(9, 5), learning_rate=0.01, lambd=0.3, l1=0.01, epochs=3,
+        batch_size=batch_size, dtype="float64",
+    )
+    out = _train(config, (X, y, Xd, yd), n_classes, seed=3)
+
+    rng = np.random.default_rng(3)  # the same draws in the same order as train
+    sizes = layer_sizes(3, config.architecture, n_classes)
+    params = init_params(sizes, "he", rng, config.init_scale, "float64")
+    optimizer = Adam(config.learning_rate)
+    step = batch_size or len(X)
+    for epoch in range(config.epochs):
+        optimizer.set_epoch(epoch)
+        perm = rng.permutation(len(X)) if batch_size else np.arange(len(X))
+        costs, wrong, norms = [], 0, []
+        for i in range(0, len(X), step):
+            Xb, yb = X[perm[i : i + step]], y[perm[i : i + step]]
+            logits, cache = forward(params, Xb, "relu")
+            costs.append(cost(logits, yb, params, config.lambd, config.l1, n_classes))
+            wrong += int(np.count_nonzero(predict(params, Xb, "relu") != yb))
+            grads = backward(params, cache, yb, config.lambd, config.l1, "relu")
+            norms.append([np.linalg.norm(grads[f"dW{l}"]) for l in (1, 2, 3)])
+            optimizer.step(params, grads)
+        assert out.history["cost"][epoch] == pytest.approx(np.mean(costs), rel=1e-12)
+        assert out.history["train_error"][epoch] == wrong / len(X)
+        for l in (1, 2, 3):
+            assert out.history[f"grad_norm_{l}"][epoch] == pytest.approx(
+                np.mean([n[l - 1] for n in norms]), rel=1e-12
+            )
+    assert all(np.allclose(out.params[k], params[k], rtol=0, atol=1e-12) for k in params)
+
+
 def test_l2_shrinks_the_weights():
     data = _blobs(6, 100, n=5, sep=1.5)
     norms = {}
