@@ -213,6 +213,41 @@ def _chunk_size(n_trials: int, slots: int, options: RunOptions) -> int:
     return max(1, min(32, n_trials // (4 * slots)))
 
 
+def plan_chunks(
+    trials: Sequence["TrialSpec"], data: Mapping, slots: int, options: RunOptions
+) -> list[list["TrialSpec"]]:
+    """The trials grouped into Ray tasks, in the order they are sent.
+
+    Trials of one data key go costliest first (``trial_work``), so that no long trial
+    starts last. A task holds ``_chunk_size`` trials while many remain; towards the end
+    it holds about a ``2 * slots``-th of what remains, down to single trials, so that the
+    slots run out of work together (guided scheduling). A ``chunk_size`` the user set is
+    kept as given.
+    """
+    size = _chunk_size(len(trials), slots, options)
+    by_key: dict[tuple[bool, str], list] = {}
+    for trial in trials:
+        by_key.setdefault(data_key(trial), []).append(trial)
+    chunks: list[list[TrialSpec]] = []
+    remaining = len(trials)
+    for key, group in by_key.items():
+        n_in, n_out = data[key].n_features, data[key].n_classes
+        group.sort(key=lambda t: -trial_work(t, n_in, n_out))  # stable: ties keep grid order
+        i = 0
+        while i < len(group):
+            k = size if options.chunk_size else max(1, min(size, -(-remaining // (2 * slots))))
+            chunks.append(group[i : i + k])
+            i += k
+            remaining -= len(chunks[-1])
+    return chunks
+
+
+def trial_work(trial: "TrialSpec", n_in: int, n_out: int) -> float:
+    """A trial's cost estimate: epochs x weights (multiply-adds per example per pass)."""
+    sizes = [n_in, *trial.config.architecture, n_out]
+    return float(trial.config.epochs) * sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
 def _execute_ray(trials, data, options, on_result, on_running) -> None:
     import ray
 
@@ -220,13 +255,7 @@ def _execute_ray(trials, data, options, on_result, on_running) -> None:
     try:
         options = resolve_device(options)
         slots = _slots(options)
-        size = _chunk_size(len(trials), slots, options)
-        by_key: dict[tuple[bool, str], list] = {}
-        for trial in trials:
-            by_key.setdefault(data_key(trial), []).append(trial)
-        chunks = [
-            group[i:i + size] for group in by_key.values() for i in range(0, len(group), size)
-        ]
+        chunks = plan_chunks(trials, data, slots, options)
         task = ray.remote(run_chunk).options(
             num_cpus=options.cpus_per_trial,
             num_gpus=options.gpus_per_trial,

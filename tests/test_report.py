@@ -128,3 +128,30 @@ def test_matplotlib_waits_for_preload_or_the_first_report():
     code = ("import sys, sweeper.report as report; assert 'matplotlib' not in sys.modules; "
             "report.preload(); assert 'matplotlib.backends.backend_agg' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_the_report_preload_runs_at_the_lowest_priority_and_leaves_the_process_alone():
+    """The sweep imports matplotlib on a thread while trials run; on Linux that thread (and
+    only it) is reniced, so on a machine whose cores all train it waits for idle time."""
+    import os
+    import threading
+
+    from sweeper import report, sweep
+
+    seen = {}
+    real = report.preload
+
+    def spy() -> None:
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        real()
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    report.preload = spy
+    try:
+        thread = threading.Thread(target=sweep._preload_report)
+        thread.start()
+        thread.join()
+    finally:
+        report.preload = real
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
+    assert seen["thread"] == (19 if sys.platform.startswith("linux") else before)

@@ -1,0 +1,56 @@
+"""How trials are grouped into Ray tasks: costliest first, chunks shrinking towards the end."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sweeper.runner import RunOptions, data_key, plan_chunks, trial_work
+from sweeper.spec import parse_spec
+from sweeper.sweep import plan
+
+GRID = """\
+name: chunks
+seed: 1
+dataset: {name: blobs, n_samples: 200}
+grid:
+  architecture: [[4], [64, 32], [16]]
+  epochs: [5, 50]
+  lambda: [0, 0.1, 1.0, 3.0, 10.0]
+  dtype: [float32, float64]
+fixed: {batch_size: 32}
+"""
+
+
+def _plan():
+    return plan(parse_spec(GRID, "chunks.yaml"))
+
+
+def test_every_trial_once_costliest_first_and_chunks_shrink_to_single_trials():
+    the_plan = _plan()
+    trials = the_plan.trials
+    assert len(trials) == 60
+    chunks = plan_chunks(trials, the_plan.data, slots=2, options=RunOptions())
+    sent = [t.digest for chunk in chunks for t in chunk]
+    assert Counter(sent) == Counter(t.digest for t in trials)  # each exactly once
+    assert all(len({data_key(t) for t in chunk}) == 1 for chunk in chunks)
+    sizes = [len(c) for c in chunks]
+    assert sizes[0] == 60 // (4 * 2)  # the usual chunk while many trials remain
+    assert sizes[-4:] == [1, 1, 1, 1]  # the tail: one trial a task
+    assert all(a >= b for a, b in zip(sizes[-8:], sizes[-7:]))  # shrinking to the end
+    for key in {data_key(t) for t in trials}:
+        data = the_plan.data[key]
+        work = [
+            trial_work(t, data.n_features, data.n_classes)
+            for chunk in chunks
+            for t in chunk
+            if data_key(t) == key
+        ]
+        assert work == sorted(work, reverse=True) and work[0] > work[-1]
+
+
+def test_a_chunk_size_the_user_set_and_timeouts_are_kept():
+    the_plan = _plan()
+    fixed = plan_chunks(the_plan.trials, the_plan.data, 2, RunOptions(chunk_size=7))
+    assert [len(c) for c in fixed] == [7, 7, 7, 7, 2] * 2  # two data keys of 30 trials
+    timed = plan_chunks(the_plan.trials, the_plan.data, 2, RunOptions(timeout_s=5.0))
+    assert {len(c) for c in timed} == {1}
