@@ -149,7 +149,8 @@ def on_cluster(the_plan, folder: Path, workers: int = 2) -> dict[str, float]:
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    # No dashboard on the head: its processes would share these cores with the trials.
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:
         for _ in range(workers):
             cluster.add_node(num_cpus=1)
