@@ -29,7 +29,16 @@ artifacts and one worker as deploy/tracking-server.sh runs it, stopped at the en
 created before the clock. Times are per trial: medians over the calls; CPU is this
 process's (the client's) and, over HTTP, the server's process group's, per trial.
 
-Run: ``python bench/tracking_cost.py`` (about 1 min); ``--trials N`` logs more per case.
+In a sweep (``--sweep-trials``, 16 by default; 0 skips it): the cost above is what a
+trial's record takes to send, but sweeper sends it on a logger thread while the next
+trials train. The same 16 trials (digits, [128, 64], 100 epochs, 4 x 4 grid) are submitted
+through ``sweeper.sweep.submit`` on a local Ray with 2 CPUs (started and warmed before the
+clock) to a fresh sqlite store and to the tracking server, alternating for three rounds.
+Figure: the trial phase (Ray tasks plus draining the logger) per trial on each store, and
+what the server adds over sqlite. Here the server shares the 2 cores with the trials, so
+its CPU is paid for in slower training; on a machine of its own it would not be.
+
+Run: ``python bench/tracking_cost.py`` (about 2 min); ``--trials N`` logs more per case.
 """
 
 from __future__ import annotations
@@ -285,6 +294,75 @@ def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0, backen
             proc.wait()
 
 
+SWEEP_GRID = """\
+name: {name}
+seed: 2
+dataset: {{name: digits}}
+grid: {{lambda: [0, 0.01, 0.1, 1.0], initializer: [he, xavier, glorot, random]}}
+fixed: {{architecture: [128, 64], optimizer: adam, epochs: 100, batch_size: 64}}
+ensemble: {{method: none}}
+"""
+SWEEP_PROBES = {"trials": "sweeper.sweep:_run_trials", "drain": "sweeper.journal:TrialLogger.close"}
+
+
+def in_sweep(stores: dict[str, str], n_trials: int, tmp: Path, rounds: int = 3) -> None:
+    """The same trials through ``submit`` on each store (see the module's docstring)."""
+    import ray
+
+    from sweeper.runner import RunOptions
+    from sweeper.spec import parse_spec
+    from sweeper.sweep import plan, submit
+
+    cpus = 2
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    try:
+        ray.get([ray.remote(num_cpus=1)(_warm).remote() for _ in range(cpus)])
+        got: dict[str, list[tuple[float, float, float, float]]] = {store: [] for store in stores}
+        for r in range(rounds):
+            for store, uri in stores.items():
+                name = f"in-sweep-{store}-{r}"  # a new experiment: every trial trains
+                the_plan = plan(parse_spec(SWEEP_GRID.format(name=name), "in-sweep.yaml"))
+                trials = the_plan.trials[:n_trials]
+                the_plan = dataclasses.replace(the_plan, trials=trials)
+                if store == "sqlite":
+                    uri = f"sqlite:///{tmp / f'{name}.db'}"
+                with Probe(SWEEP_PROBES) as probe:
+                    t0 = time.perf_counter()
+                    outcome = submit(the_plan, RunOptions(), uri, echo=lambda _: None,
+                                     progress_enabled=False, journal_dir=tmp / f"journal-{name}")
+                    wall = time.perf_counter() - t0
+                assert outcome.counts.get("finished") == len(trials), outcome.counts
+                phase, drain = probe.stats["trials"][1], probe.stats["drain"][1]
+                got[store].append((phase, outcome.train_seconds, drain, wall))
+    finally:
+        ray.shutdown()
+    rows, per_trial = [], {}
+    for store, runs in got.items():
+        phase, train, drain, wall = min(runs)  # the round with the fastest trial phase
+        per_trial[store] = phase / n_trials * 1e3
+        rows.append([store, n_trials, phase, per_trial[store], train, drain * 1e3, wall / n_trials * 1e3])
+    print(f"-- in a sweep: {n_trials} trials of 100 epochs, local Ray with {cpus} CPUs --")
+    print(_common.table(
+        ["store", "trials", "trial phase s", "trial phase ms/trial", "train s (sum)", "drain ms",
+         "submit ms/trial"], rows))
+    print("trial phase: the Ray tasks and draining the logger; drain: the wait for the logger "
+          "after the last result; train: the trials' own training, which the server's CPU slows "
+          "when it shares the cores")
+    if "http" in per_trial and "sqlite" in per_trial:
+        extra = per_trial["http"] - per_trial["sqlite"]
+        print(f"the tracking server adds {extra:.1f} ms per trial to the trial phase over sqlite, "
+              f"its CPU on these cores included (goal for tracking over HTTP <= "
+              f"{GOALS_MS['http']:g} ms: {_common.verdict(extra, GOALS_MS['http'])})")
+    print(flush=True)
+
+
+def _warm() -> int:
+    importlib.import_module("sweeper.results")
+    importlib.import_module("core.train")
+    time.sleep(0.5)  # hold the CPU so the next task lands on another worker
+    return os.getpid()
+
+
 def report(store: str, results: dict) -> None:
     rows = []
     server = store == "http"
@@ -315,6 +393,7 @@ def main() -> None:
     ap.add_argument("--naive-trials", type=int, default=3, help="per-value runs per store")
     ap.add_argument("--stores", default="sqlite,http", help="comma-separated: sqlite, http")
     ap.add_argument("--server-workers", type=int, default=1, help="uvicorn workers of the mlflow server")
+    ap.add_argument("--sweep-trials", type=int, default=16, help="trials of the in-a-sweep run (0: skip)")
     args = ap.parse_args()
     importlib.import_module("mlflow")  # it sets its loggers' level on import: quiet them after
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -338,6 +417,10 @@ def main() -> None:
             with mlflow_server(tmp / "server", args.server_workers) as (url, pgid):
                 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
                 report("http", measure(url, spec, result, args.trials, args.naive_trials, pgid))
+                if args.sweep_trials:
+                    in_sweep({"sqlite": "", "http": url}, args.sweep_trials, tmp)
+        elif args.sweep_trials and "sqlite" in stores:
+            in_sweep({"sqlite": ""}, args.sweep_trials, tmp)
     _common.maybe_rerun_unset(args)
 
 
