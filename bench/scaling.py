@@ -20,11 +20,11 @@ report, which run once whatever p is), and the trial phase alone (``execute``, t
 task to the last result). On a machine shared with other work, the cores are not all ours:
 the load average is printed beside the results.
 
-All runs alternate for ``--rounds`` rounds (2) and each keeps its fastest: on this
+All runs alternate for ``--rounds`` rounds (3) and each keeps its fastest: on this
 shared machine the same 16 trials on 1 CPU have taken anywhere from 16 to 23 s of
 training in one hour.
 
-Run: ``python bench/scaling.py`` (about 3 min); ``--epochs`` makes each trial longer.
+Run: ``python bench/scaling.py`` (about 5 min); ``--epochs`` makes each trial longer.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=100, help="epochs per trial")
     ap.add_argument("--skip-cluster", action="store_true")
     ap.add_argument("--skip-pool", action="store_true", help="skip the plain process-pool reference")
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the local runs; fastest kept")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the local runs; fastest kept")
     args = ap.parse_args()
     importlib.import_module("mlflow")
     logging.getLogger("mlflow").setLevel(logging.WARNING)

@@ -38,7 +38,8 @@ class RunOptions:
         gpus_per_trial: GPUs each trial holds (fractional packs trials on one GPU).
         timeout_s: Per-trial wall-time limit; None waits forever.
         max_retries: Times Ray reruns a trial whose worker or node died.
-        chunk_size: Trials per Ray task; None picks one from the grid and cluster size.
+        chunk_size: Trials per Ray task; None picks one from the grid and cluster size and
+            shrinks it towards the end of the sweep (see ``plan_chunks``).
         num_cpus: CPUs of a local Ray started here; None uses all.
         allow_cpu_fallback: Without a GPU, run GPU trials on CPU instead of stopping.
     """
