@@ -46,7 +46,8 @@ class Blocks:
     """Arrays every epoch reuses: a block of shuffled rows and what its steps leave.
 
     An epoch gathers its shuffled rows a block (a whole number of minibatches) at a time
-    into ``X``, ``T`` and ``y``. Each step writes its predictions into ``predicted`` and its
+    into ``X``, ``T`` and ``y`` (``None`` when one batch holds the whole set: it is used as
+    it is, never copied). Each step writes its predictions into ``predicted`` and its
     softmax row sums into ``totals``, which are reduced once per block, and its loss terms
     and squared gradient norms into a row of ``terms`` and ``norms``, reduced once per epoch.
     """
@@ -70,8 +71,12 @@ class Blocks:
         steps = -(-m // batch_size)
         sizes = np.full(steps, float(batch_size))
         sizes[-1] = m - batch_size * (steps - 1)
+        shuffled = batch_size < m
         return cls(
-            *(xp.empty((block, *a.shape[1:]), a.dtype) for a in (data.X, data.T, data.y)),
+            *(
+                xp.empty((block, *a.shape[1:]), a.dtype) if shuffled else None
+                for a in (data.X, data.T, data.y)
+            ),
             predicted=xp.empty(block, np.intp),
             totals=xp.ones((block, 1), data.X.dtype),
             row_starts=xp.arange(0, batch_size * n_out, n_out),

@@ -282,3 +282,26 @@ def test_gpu_training_matches_cpu_training():
     assert isinstance(gpu.params["W1"], np.ndarray)
     np.testing.assert_allclose(gpu.history["cost"], cpu.history["cost"], rtol=1e-6)
     assert gpu.dev_error == cpu.dev_error
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_an_epoch_never_copies_the_training_set(batch_size):
+    """Minibatches are gathered a block at a time; one batch of the whole set is used as
+    it is (no gather buffers at all)."""
+    from core._epoch import EVAL_ROWS, Data, Net, run_epoch
+    from core.initializers import init_params
+    from core.network import targets
+    from core.optimizers import Adam
+
+    X, y, Xd, yd = _blobs(9, 3000, n_classes=3, n=4)
+    X, Xd = X.astype(np.float32), Xd.astype(np.float32)
+    params = init_params([4, 8, 3], "he", np.random.default_rng(0), 0.01, "float32")
+    net = Net.pack(params, max(batch_size or len(X), EVAL_ROWS), np)  # as train sizes it
+    data = Data(X, targets(y, 3, np.float32), y, Xd, yd)
+    config = TrainConfig(architecture=(8,), batch_size=batch_size, dtype="float32")
+    run_epoch(net, data, config, (1.0,), Adam(0.01), None, np.random.default_rng(1), np)
+    gathered = (data.blocks.X, data.blocks.T, data.blocks.y)
+    if batch_size is None:
+        assert gathered == (None, None, None)
+    else:
+        assert all(a.shape[0] == EVAL_ROWS for a in gathered) and EVAL_ROWS < len(X)
