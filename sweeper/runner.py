@@ -232,8 +232,8 @@ def plan_chunks(
     chunks: list[list[TrialSpec]] = []
     remaining = len(trials)
     for key, group in by_key.items():
-        n_in, n_out = data[key].n_features, data[key].n_classes
-        group.sort(key=lambda t: -trial_work(t, n_in, n_out))  # stable: ties keep grid order
+        n_in, n_classes = data[key].n_features, data[key].n_classes
+        group.sort(key=lambda t: -trial_work(t, n_in, n_classes))  # stable: ties keep grid order
         i = 0
         while i < len(group):
             k = size if options.chunk_size else max(1, min(size, -(-remaining // (2 * slots))))
@@ -243,9 +243,11 @@ def plan_chunks(
     return chunks
 
 
-def trial_work(trial: "TrialSpec", n_in: int, n_out: int) -> float:
+def trial_work(trial: "TrialSpec", n_in: int, n_classes: int) -> float:
     """A trial's cost estimate: epochs x weights (multiply-adds per example per pass)."""
-    sizes = [n_in, *trial.config.architecture, n_out]
+    from core.network import layer_sizes
+
+    sizes = layer_sizes(n_in, trial.config.architecture, n_classes)
     return float(trial.config.epochs) * sum(a * b for a, b in zip(sizes, sizes[1:]))
 
 
