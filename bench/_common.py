@@ -179,3 +179,17 @@ def ensure_project_on_path() -> None:
     """Lets ``python bench/NAME.py`` import core/ and sweeper/ from a checkout too."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+
+
+def warm_workers(p: int) -> None:
+    """Starts ``p`` workers and imports the training code in each, before the clock."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def warm() -> int:
+        importlib.import_module("sweeper.results")
+        importlib.import_module("core.train")
+        time.sleep(0.5)  # hold the CPU so the next task lands on another worker
+        return os.getpid()
+
+    ray.get([warm.remote() for _ in range(p)])

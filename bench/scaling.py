@@ -66,20 +66,6 @@ resources: {{cpus_per_trial: 1}}
 """
 
 
-def warm_workers(p: int) -> None:
-    """Starts ``p`` workers and imports the training code in each, before the clock."""
-    import ray
-
-    @ray.remote(num_cpus=1)
-    def warm() -> int:
-        importlib.import_module("sweeper.results")
-        importlib.import_module("core.train")
-        time.sleep(0.5)  # hold the CPU so the next task lands on another worker
-        return os.getpid()
-
-    ray.get([warm.remote() for _ in range(p)])
-
-
 def submit_once(the_plan, folder: Path) -> dict[str, float]:
     from sweeper.runner import RunOptions
     from sweeper.sweep import submit
@@ -112,7 +98,7 @@ def on_local_ray(the_plan, folder: Path, cpus: int) -> dict[str, float]:
 
     ray.init(num_cpus=cpus, **RAY_INIT)
     try:
-        warm_workers(cpus)
+        _common.warm_workers(cpus)
         return submit_once(the_plan, folder)
     finally:
         ray.shutdown()
@@ -156,7 +142,7 @@ def on_cluster(the_plan, folder: Path, workers: int = 2) -> dict[str, float]:
             cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, **RAY_INIT)
-        warm_workers(workers)
+        _common.warm_workers(workers)
         return submit_once(the_plan, folder)
     finally:
         ray.shutdown()

@@ -316,7 +316,7 @@ def in_sweep(stores: dict[str, str], n_trials: int, tmp: Path, rounds: int = 3) 
     cpus = 2
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     try:
-        ray.get([ray.remote(num_cpus=1)(_warm).remote() for _ in range(cpus)])
+        _common.warm_workers(cpus)
         got: dict[str, list[tuple[float, float, float, float]]] = {store: [] for store in stores}
         for r in range(rounds):
             for store, uri in stores.items():
@@ -354,13 +354,6 @@ def in_sweep(stores: dict[str, str], n_trials: int, tmp: Path, rounds: int = 3) 
               f"its CPU on these cores included (goal for tracking over HTTP <= "
               f"{GOALS_MS['http']:g} ms: {_common.verdict(extra, GOALS_MS['http'])})")
     print(flush=True)
-
-
-def _warm() -> int:
-    importlib.import_module("sweeper.results")
-    importlib.import_module("core.train")
-    time.sleep(0.5)  # hold the CPU so the next task lands on another worker
-    return os.getpid()
 
 
 def report(store: str, results: dict) -> None:
