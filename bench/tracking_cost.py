@@ -24,8 +24,11 @@ and the weights as ``weights.npz``, logged as a nested run under a sweep run. Wa
                              client instead of as JSON, and the backlog with one sender.
 
 on two stores: a sqlite file (``sqlite:///...``), and a real ``mlflow server`` on a free
-127.0.0.1 port over HTTP (started here as a subprocess with a sqlite backend, proxied
-artifacts and one worker as deploy/tracking-server.sh runs it, stopped at the end). Stores and experiments are
+127.0.0.1 port over HTTP (started here as a subprocess with a sqlite backend and proxied
+artifacts, run as deploy/tracking-server.sh runs it: MLflow's Flask app on one gunicorn
+worker with 4 threads; stopped at the end). Then the same ``log_trial`` on that server and
+on a plain ``mlflow server`` (MLflow's default: its FastAPI app on uvicorn, one worker),
+the two taking turns trial by trial (``--skip-plain-server`` skips it). Stores and experiments are
 created before the clock. Times are per trial: medians over the calls; CPU is this
 process's (the client's) and, over HTTP, the server's process group's, per trial.
 
@@ -243,10 +246,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVERS = {
+    # deploy/tracking-server.sh and local-cluster.sh: MLflow's Flask app on gunicorn threads
+    "deploy": ["--gunicorn-opts", "--worker-class gthread --threads 4"],
+    # plain `mlflow server`: MLflow's FastAPI app on uvicorn. With 2+ workers every
+    # kept-alive request waits ~43 ms on a delayed ACK (uvicorn #3149), so 1.
+    "uvicorn": [],
+}
+
+
 @contextlib.contextmanager
-def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0, backend: str | None = None):
-    """``mlflow server`` on a free loopback port in its own process group; yields its URL
-    and the group's id."""
+def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0, backend: str | None = None,
+                  kind: str = "deploy"):
+    """``mlflow server`` on a free loopback port in its own process group, run as ``kind``
+    of :data:`SERVERS` says; yields its URL and the group's id."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -261,8 +274,9 @@ def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0, backen
         backend or f"sqlite:///{folder / 'server.db'}",
         "--artifacts-destination",
         str(folder / "artifacts"),
-        "--workers",  # 1 as deploy/tracking-server.sh runs it: with 2+ uvicorn workers
-        str(workers),  # every kept-alive request waits ~43 ms on a delayed ACK (uvicorn #3149)
+        "--workers",
+        str(workers),
+        *SERVERS[kind],
     ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = folder / "server.log"
@@ -356,6 +370,47 @@ def in_sweep(stores: dict[str, str], n_trials: int, tmp: Path, rounds: int = 3) 
     print(flush=True)
 
 
+def compare_servers(servers: dict[str, tuple[str, int]], spec, result, trials: int) -> None:
+    """sweeper's ``log_trial`` on each server, one trial at a time, the servers taking
+    turns trial by trial (so a slower minute of the machine slows all of them alike)."""
+    from sweeper.tracking import Tracker
+
+    trackers = {}
+    for kind, (url, _) in servers.items():
+        tracker = Tracker(url, f"servers-{kind}-{int(time.time() * 1000)}")
+        run_id = tracker.start_sweep(spec, trials, 0, {})
+        tracker.log_trial(run_id, result)  # warm-up
+        trackers[kind] = (tracker, run_id)
+    times = {kind: [] for kind in servers}
+    cpu = dict.fromkeys(servers, 0.0)
+    for i in range(trials):
+        for kind, (tracker, run_id) in trackers.items():
+            ended = int(time.time() * 1000) + i
+            record = dataclasses.replace(result, started_ms=ended - 1000, ended_ms=ended)
+            server0, t0 = group_cpu_seconds(servers[kind][1]), time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                tracker.log_trial(run_id, record)
+            times[kind].append((time.perf_counter() - t0) * 1e3)
+            cpu[kind] += group_cpu_seconds(servers[kind][1]) - server0
+    for tracker, run_id in trackers.values():
+        tracker.finish_sweep(run_id, "FINISHED", {}, {})
+        tracker.close()
+    rows = []
+    for kind in servers:
+        lo, med = _common.summary(times[kind])
+        rows.append([kind, " ".join(SERVERS[kind]) or "(MLflow's default)", trials, med, lo,
+                     cpu[kind] * 1e3 / trials])
+    print("-- the same trials, one at a time, on the server as deploy/ runs it and on a plain "
+          "`mlflow server` --")
+    print(_common.table(["server", "options", "trials", "median ms/trial", "min ms/trial",
+                         "server CPU ms/trial"], rows))
+    if {"deploy", "uvicorn"} <= set(servers):
+        d, u = (_common.summary(times[k])[1] for k in ("deploy", "uvicorn"))
+        print(f"deploy's server / plain mlflow server: {d / u:.2f}x the time, "
+              f"{cpu['deploy'] / max(cpu['uvicorn'], 1e-9):.2f}x the server CPU")
+    print(flush=True)
+
+
 def report(store: str, results: dict) -> None:
     rows = []
     server = store == "http"
@@ -385,7 +440,9 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=20, help="trials per way (and backlog size)")
     ap.add_argument("--naive-trials", type=int, default=3, help="per-value runs per store")
     ap.add_argument("--stores", default="sqlite,http", help="comma-separated: sqlite, http")
-    ap.add_argument("--server-workers", type=int, default=1, help="uvicorn workers of the mlflow server")
+    ap.add_argument("--server-workers", type=int, default=1, help="gunicorn workers of the tracking server")
+    ap.add_argument("--skip-plain-server", action="store_true",
+                    help="skip the comparison with a plain `mlflow server` (uvicorn)")
     ap.add_argument("--sweep-trials", type=int, default=16, help="trials of the in-a-sweep run (0: skip)")
     args = ap.parse_args()
     importlib.import_module("mlflow")  # it sets its loggers' level on import: quiet them after
@@ -407,9 +464,14 @@ def main() -> None:
             report("sqlite", measure(uri, spec, result, args.trials, args.naive_trials))
         if "http" in stores:
             (tmp / "server").mkdir()
-            with mlflow_server(tmp / "server", args.server_workers) as (url, pgid):
-                os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            (tmp / "plain").mkdir()
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            with contextlib.ExitStack() as stack:
+                url, pgid = stack.enter_context(mlflow_server(tmp / "server", args.server_workers))
                 report("http", measure(url, spec, result, args.trials, args.naive_trials, pgid))
+                if not args.skip_plain_server:
+                    plain = stack.enter_context(mlflow_server(tmp / "plain", 1, kind="uvicorn"))
+                    compare_servers({"deploy": (url, pgid), "uvicorn": plain}, spec, result, args.trials)
                 if args.sweep_trials:
                     in_sweep({"sqlite": "", "http": url}, args.sweep_trials, tmp)
         elif args.sweep_trials and "sqlite" in stores:

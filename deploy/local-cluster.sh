@@ -12,7 +12,8 @@
 #
 # Secure by default: Ray token authentication on (RAY_AUTH_MODE=token, a fresh 256-bit
 # token in a 0600 file), the Ray dashboard / Jobs API and MLflow bound to 127.0.0.1,
-# MLflow behind basic auth with a generated admin password and --allowed-hosts.
+# MLflow behind basic auth with a generated admin password and a Host allow-list, under
+# gunicorn as tracking-server.sh runs it.
 # Ray's own gRPC ports (GCS, raylets, object manager) listen on every interface: Ray has
 # no switch for that; the token guards them, and a firewall should too.
 #
@@ -117,11 +118,12 @@ start_mlflow() {
   MLFLOW_AUTH_ADMIN_PASSWORD="$(cat "$STATE/mlflow_password")" \
   MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$STATE/flask_secret")" \
   MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+  MLFLOW_SERVER_ALLOWED_HOSTS="127.0.0.1:$port,localhost:$port" \
     launch mlflow "$PYTHON" -m mlflow server --app-name basic-auth \
       --backend-store-uri "sqlite:///$STATE/mlflow.db" \
       --artifacts-destination "$STATE/artifacts" \
       --host 127.0.0.1 --port "$port" --workers 1 \
-      --allowed-hosts "127.0.0.1:$port,localhost:$port"
+      --gunicorn-opts "--worker-class gthread --threads 4"
 }
 
 start_head() {

@@ -15,9 +15,9 @@
 #   store on the first start only; rotate it with MLflow's update-password API.
 # Optional:
 #   MLFLOW_HOST (127.0.0.1), MLFLOW_PORT (5000)
-#   MLFLOW_WORKERS (1)            uvicorn with 2 or more workers leaves Nagle's algorithm on
-#                                 for accepted connections (uvicorn #3149): ~43 ms more per
-#                                 request on Linux. One worker still serves requests on threads.
+#   MLFLOW_WORKERS (1)            gunicorn worker processes; each serves MLFLOW_THREADS (4)
+#   MLFLOW_THREADS (4)            requests at once on threads. More workers use more cores
+#                                 (with PostgreSQL; keep 1 on a sqlite store, which locks).
 #   MLFLOW_ALLOWED_HOSTS          Host headers accepted (default 127.0.0.1:PORT,localhost:PORT);
 #                                 add the name clients use, e.g. mlflow.internal:5000
 #   MLFLOW_AUTH_DATABASE_URI      user store (default: the backend store; its own tables)
@@ -38,11 +38,14 @@ PYTHON="${PYTHON:-python3}"
 HOST="${MLFLOW_HOST:-127.0.0.1}"
 PORT="${MLFLOW_PORT:-5000}"
 WORKERS="${MLFLOW_WORKERS:-1}"
+THREADS="${MLFLOW_THREADS:-4}"
 ALLOWED_HOSTS="${MLFLOW_ALLOWED_HOSTS:-127.0.0.1:$PORT,localhost:$PORT}"
 SECRETS="${MLFLOW_SECRETS_DIR:-$HOME/.config/sweeper/mlflow}"
 
 [[ "$MLFLOW_BACKEND_STORE_URI" =~ ://[^/@]*:[^/@]*@ ]] \
   && die "MLFLOW_BACKEND_STORE_URI holds a password; move it to PGPASSWORD or ~/.pgpass"
+[[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || die "MLFLOW_WORKERS must be a whole number >= 1, not '$WORKERS'"
+[[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "MLFLOW_THREADS must be a whole number >= 1, not '$THREADS'"
 [[ "$ALLOWED_HOSTS" == "*" ]] && die "MLFLOW_ALLOWED_HOSTS='*' turns off the Host check; name the hosts"
 "$PYTHON" -c 'import mlflow, flask_wtf' 2>/dev/null || die "$PYTHON needs mlflow[auth]: pip install 'mlflow[auth]'"
 if [[ "$MLFLOW_BACKEND_STORE_URI" == postgresql* ]]; then
@@ -77,12 +80,18 @@ export MLFLOW_AUTH_CONFIG_PATH="$AUTH_INI"
 # MLflow's background job runner (GenAI jobs) is not used by sweeper.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 
+# MLflow's Flask app under gunicorn's threaded workers rather than its default uvicorn:
+# the same requests, 10-15 ms less server CPU for each trial sweeper logs (create, one
+# batch, two artifacts, terminate), and no delayed-ACK wait with several workers
+# (uvicorn #3149). MLflow takes --allowed-hosts only with uvicorn, so the Host allow-list
+# goes to the same check through its environment variable.
+export MLFLOW_SERVER_ALLOWED_HOSTS="$ALLOWED_HOSTS"
 echo "tracking-server: MLflow on http://$HOST:$PORT (allowed hosts: $ALLOWED_HOSTS), basic auth, user '$MLFLOW_AUTH_ADMIN_USERNAME'" >&2
 "$PYTHON" -m mlflow server --app-name basic-auth \
   --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" \
   --artifacts-destination "$MLFLOW_ARTIFACTS_DESTINATION" \
   --host "$HOST" --port "$PORT" --workers "$WORKERS" \
-  --allowed-hosts "$ALLOWED_HOSTS" &
+  --gunicorn-opts "--worker-class gthread --threads $THREADS" &
 child=$!
 # Forward a stop to MLflow and wait, so the ini file is removed after it exits.
 trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; rm -f "$AUTH_INI"' TERM INT

@@ -91,8 +91,10 @@ def local_cluster():
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _http(url: str, auth: tuple[str, str] | None = None, token: str | None = None) -> int:
+def _http(url: str, auth: tuple[str, str] | None = None, token: str | None = None, host: str | None = None) -> int:
     request = urllib.request.Request(url)
+    if host:
+        request.add_header("Host", host)
     if auth:
         request.add_header("Authorization", "Basic " + b64encode(":".join(auth).encode()).decode())
     if token:
@@ -143,6 +145,8 @@ def test_local_cluster_is_locked_down(local_cluster):
     assert _http(experiments) == 401
     assert _http(experiments, auth=("admin", "wrong")) == 401
     assert _http(experiments, auth=("admin", env["MLFLOW_TRACKING_PASSWORD"])) == 200
+    # A page of another name that resolves to 127.0.0.1 (DNS rebinding) is refused.
+    assert _http(experiments, auth=("admin", env["MLFLOW_TRACKING_PASSWORD"]), host="attacker.example") == 403
     loopback = {"0100007F", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, v4 and v4-mapped
     for name in ("dashboard", "mlflow"):
         addresses = _listening(local_cluster.port(name))
