@@ -161,8 +161,10 @@ class EnsembleModel:
             format=np.array(_FORMAT),
         )
         path = Path(path)
+        # Not compressed: trained float32 weights shrink by ~7% for 16x the time (~0.1 s
+        # for a five-member model, paid twice per sweep, once per shipped model).
         with open(path, "wb") as f:  # a file object: numpy would append ".npz" to the name
-            np.savez_compressed(f, **arrays)
+            np.savez(f, **arrays)
         return path
 
     @classmethod
