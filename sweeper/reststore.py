@@ -3,8 +3,8 @@
 MLflow's client turns every call into protobuf, then JSON, then a dict again, and parses
 the answer back through protobuf: for a run with a few hundred metric values that is
 more CPU on the driver than the server spends storing them. :class:`RestRunWriter` sends
-the same four requests the client would (create the run; one batch of params and
-metrics; the artifacts; mark it terminated) to the same documented REST endpoints, built
+the same requests the client would (create the run; one batch of params and metrics,
+with the artifacts uploaded beside it; mark it terminated) to the same documented REST endpoints, built
 as JSON directly, through MLflow's own HTTP helper: its credentials (token, basic auth,
 TLS settings), retries and timeouts from ``MLFLOW_TRACKING_*`` and ``MLFLOW_HTTP_*`` all
 apply unchanged. A test reads runs written both ways back and checks they are the same.
@@ -13,7 +13,8 @@ apply unchanged. A test reads runs written both ways back and checks they are th
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+import threading
+from typing import Any, Callable, Iterator, Sequence
 
 from .sqlstore import RunRecord, checked_metric, log_through_repository, validated
 
@@ -73,10 +74,18 @@ class RestRunWriter:
         })["run"]["info"]
         run_id = run["run_id"]
         ps = [{"key": p.key, "value": p.value} for p in params]
-        for chunk_params, chunk_metrics in batches(ps, metrics):
-            self._call("runs/log-batch", {"run_id": run_id, "params": chunk_params, "metrics": chunk_metrics})
-        if rec.artifacts:
-            self._upload(run["artifact_uri"], rec.artifacts)
+        # The artifacts go up while the server stores the batch (its costliest request),
+        # on a thread of their own; the run is marked terminated once both are in.
+        uploading = _Background(self._upload, run["artifact_uri"], rec.artifacts) if rec.artifacts else None
+        try:
+            for chunk_params, chunk_metrics in batches(ps, metrics):
+                self._call("runs/log-batch", {"run_id": run_id, "params": chunk_params, "metrics": chunk_metrics})
+        except BaseException:
+            if uploading is not None:
+                uploading.join(reraise=False)  # the batch's error is the one reported
+            raise
+        if uploading is not None:
+            uploading.join()
         self._call("runs/update", {"run_id": run_id, "run_uuid": run_id, "status": rec.status,
                                    "end_time": rec.end_ms})
         return run_id
@@ -106,6 +115,27 @@ class RestRunWriter:
             response = http_request(creds, f"/{name}", "PUT", data=data,
                                     extra_headers={"Content-Type": "application/octet-stream"})
             augmented_raise_for_status(response)
+
+
+class _Background:
+    """``fn(*args)`` on a thread of its own; :meth:`join` waits and raises what it raised."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:  # handed to join()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="sweeper-upload", daemon=True)
+        self._thread.start()
+
+    def join(self, reraise: bool = True) -> None:
+        self._thread.join()
+        if self._error is not None and reraise:
+            raise self._error
 
 
 def batches(params: Sequence[Any], metrics: Sequence[Any]) -> Iterator[tuple[list[Any], list[Any]]]:

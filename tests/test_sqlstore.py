@@ -121,6 +121,15 @@ def test_runs_sent_as_json_read_back_like_client_runs(results, tmp_path):
         assert isinstance(answer, Exception) and "sweeper.note!" in str(answer)
         kids = client.search_runs([rest.experiment_id], f"tags.mlflow.parentRunId = '{parents[0]}'")
         assert sorted(k.info.run_id for k in kids) == sorted(rest_ids)
+        # An artifact the server refuses (uploaded beside the batch) fails the write, and
+        # the run is not marked terminated: the tracker's retry replaces such a run.
+        record = rest.trial_record(parents[0], results[0])
+        record = dataclasses.replace(record, artifacts={**record.artifacts, "weights.npz/x": b"x"})  # under a file
+        with pytest.raises(Exception, match="500"):
+            rest._rest.write(record)
+        left = [k for k in client.search_runs([rest.experiment_id], f"tags.mlflow.parentRunId = '{parents[0]}'")
+                if k.info.run_id not in rest_ids]
+        assert [k.info.status for k in left] == ["RUNNING"] and len(left[0].data.metrics) > 0
         rest.close()
         public.close()
     finally:
