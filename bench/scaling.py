@@ -21,8 +21,9 @@ task to the last result). On a machine shared with other work, the cores are not
 the load average is printed beside the results.
 
 All runs alternate for ``--rounds`` rounds (3) and each keeps its fastest: on this
-shared machine the same 16 trials on 1 CPU have taken anywhere from 16 to 23 s of
-training in one hour.
+shared machine the same 16 trials on 1 CPU have taken anywhere from 13.5 to 19.5 s in
+one run. The efficiency within each round (against that round's own 1-CPU run) is
+printed too, as a median and range over the rounds.
 
 Run: ``python bench/scaling.py`` (about 5 min); ``--epochs`` makes each trial longer.
 """
@@ -149,6 +150,25 @@ def on_cluster(the_plan, folder: Path, workers: int = 2) -> dict[str, float]:
         cluster.shutdown()
 
 
+def paired(every: dict[str, list[dict[str, float]]], cores: int) -> None:
+    """Efficiency within each round (against that round's own 1-CPU or 1-process run,
+    a minute apart): the median and range over rounds. The fastest-of-rounds figures above
+    may pair runs from different minutes of a machine whose speed moves."""
+    import statistics
+
+    one, pool_one = every.get("1 CPU (local Ray)"), every.get("reference: plain pool, 1 process")
+    print("\nper round (each against the same round's 1-CPU run): median [min-max]")
+    for label, got in every.items():
+        base = pool_one if label.startswith("reference") else one
+        if base is None or got is base or "1 process" in label:
+            continue
+        p = 2 if label.startswith("cluster") else cores
+        for figure in ("wall", "phase"):
+            e = [b[figure] / (p * g[figure]) for b, g in zip(base, got)]
+            name = "submit" if figure == "wall" else "trial phase"
+            print(f"  {label}, {name}: {statistics.median(e):.2f} [{min(e):.2f}-{max(e):.2f}]")
+
+
 def main() -> None:
     ap = _common.parser(__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=100, help="epochs per trial")
@@ -166,6 +186,7 @@ def main() -> None:
     n = len(the_plan.trials)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     runs: dict[str, tuple[int, dict[str, float]]] = {}
+    every: dict[str, list[dict[str, float]]] = {}  # each round's run of each case
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cluster = "cluster: head (0 CPU) + 2 x 1-CPU nodes"
@@ -186,6 +207,7 @@ def main() -> None:
                     run = on_cluster if label == cluster else on_local_ray
                     got = run(the_plan, tmp / f"{folder}{r}", p)
                 print(f"  {label}, round {r + 1}: {got['wall']:.2f} s", flush=True)
+                every.setdefault(label, []).append(got)
                 if label not in runs or got["wall"] < runs[label][1]["wall"]:
                     runs[label] = (p, got)
 
@@ -252,6 +274,7 @@ def main() -> None:
             f"  sweeper's trial phase on {cores} CPUs / plain pool's wall = "
             f"{local['phase'] / pool[1]['wall']:.2f} (1 = no overhead over what the hardware gives)"
         )
+    paired(every, cores)
     print("load average after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     _common.maybe_rerun_unset(args)
 
