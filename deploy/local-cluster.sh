@@ -12,8 +12,8 @@
 #
 # Secure by default: Ray token authentication on (RAY_AUTH_MODE=token, a fresh 256-bit
 # token in a 0600 file), the Ray dashboard / Jobs API and MLflow bound to 127.0.0.1,
-# MLflow behind basic auth with a generated admin password and a Host allow-list, under
-# gunicorn as tracking-server.sh runs it.
+# MLflow behind basic auth with a generated admin password and a Host allow-list, served
+# by tracking-server.sh.
 # Ray's own gRPC ports (GCS, raylets, object manager) listen on every interface: Ray has
 # no switch for that; the token guards them, and a firewall should too.
 #
@@ -91,15 +91,6 @@ ensure_secrets() {
   [[ -s "$STATE/ray_token" ]] || secret >"$STATE/ray_token"
   [[ -s "$STATE/mlflow_password" ]] || secret >"$STATE/mlflow_password"
   [[ -s "$STATE/flask_secret" ]] || secret >"$STATE/flask_secret"
-  cat >"$STATE/basic_auth.ini" <<EOF
-[mlflow]
-default_permission = NO_PERMISSIONS
-database_uri = sqlite:///$STATE/basic_auth.db
-admin_username = admin
-authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-# A password check is a PBKDF2 hash (~0.5 s of CPU); trust a checked one for 60 s.
-auth_cache_ttl_seconds = 60
-EOF
 }
 
 ray_env() {
@@ -110,20 +101,21 @@ ray_env() {
   export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD
 }
 
-start_mlflow() {
+start_mlflow() {  # served as tracking-server.sh serves it, on this folder's stores
   local port; port="$(free_port)"
   echo "$port" >"$STATE/mlflow_port"
-  MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" \
+  PYTHON="$PYTHON" \
+  MLFLOW_BACKEND_STORE_URI="sqlite:///$STATE/mlflow.db" \
+  MLFLOW_ARTIFACTS_DESTINATION="$STATE/artifacts" \
+  MLFLOW_HOST=127.0.0.1 MLFLOW_PORT="$port" MLFLOW_WORKERS=1 MLFLOW_THREADS=4 \
+  MLFLOW_ALLOWED_HOSTS="127.0.0.1:$port,localhost:$port" \
+  MLFLOW_AUTH_DATABASE_URI="sqlite:///$STATE/basic_auth.db" \
   MLFLOW_AUTH_ADMIN_USERNAME=admin \
   MLFLOW_AUTH_ADMIN_PASSWORD="$(cat "$STATE/mlflow_password")" \
   MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$STATE/flask_secret")" \
+  MLFLOW_DEFAULT_PERMISSION=NO_PERMISSIONS MLFLOW_AUTH_CACHE_TTL=60 \
   MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
-  MLFLOW_SERVER_ALLOWED_HOSTS="127.0.0.1:$port,localhost:$port" \
-    launch mlflow "$PYTHON" -m mlflow server --app-name basic-auth \
-      --backend-store-uri "sqlite:///$STATE/mlflow.db" \
-      --artifacts-destination "$STATE/artifacts" \
-      --host 127.0.0.1 --port "$port" --workers 1 \
-      --gunicorn-opts "--worker-class gthread --threads 4"
+    launch mlflow "$HERE/tracking-server.sh"
 }
 
 start_head() {
