@@ -395,18 +395,17 @@ def compare_servers(servers: dict[str, tuple[str, int]], spec, result, trials: i
     for tracker, run_id in trackers.values():
         tracker.finish_sweep(run_id, "FINISHED", {}, {})
         tracker.close()
-    rows = []
+    rows, med = [], {}
     for kind in servers:
-        lo, med = _common.summary(times[kind])
-        rows.append([kind, " ".join(SERVERS[kind]) or "(MLflow's default)", trials, med, lo,
+        lo, med[kind] = _common.summary(times[kind])
+        rows.append([kind, " ".join(SERVERS[kind]) or "(MLflow's default)", trials, med[kind], lo,
                      cpu[kind] * 1e3 / trials])
     print("-- the same trials, one at a time, on the server as deploy/ runs it and on a plain "
           "`mlflow server` --")
     print(_common.table(["server", "options", "trials", "median ms/trial", "min ms/trial",
                          "server CPU ms/trial"], rows))
     if {"deploy", "uvicorn"} <= set(servers):
-        d, u = (_common.summary(times[k])[1] for k in ("deploy", "uvicorn"))
-        print(f"deploy's server / plain mlflow server: {d / u:.2f}x the time, "
+        print(f"deploy's server / plain mlflow server: {med['deploy'] / med['uvicorn']:.2f}x the time, "
               f"{cpu['deploy'] / max(cpu['uvicorn'], 1e-9):.2f}x the server CPU")
     print(flush=True)
 

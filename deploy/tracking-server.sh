@@ -81,8 +81,8 @@ export MLFLOW_AUTH_CONFIG_PATH="$AUTH_INI"
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 
 # MLflow's Flask app under gunicorn's threaded workers rather than its default uvicorn:
-# the same requests, 10-15 ms less server CPU for each trial sweeper logs (create, one
-# batch, two artifacts, terminate), and no delayed-ACK wait with several workers
+# the same requests, 0.79-0.92x the server CPU for each trial sweeper logs (create, one
+# batch, two artifacts, terminate; bench/tracking_cost.py), and no delayed-ACK wait with several workers
 # (uvicorn #3149). MLflow takes --allowed-hosts only with uvicorn, so the Host allow-list
 # goes to the same check through its environment variable.
 export MLFLOW_SERVER_ALLOWED_HOSTS="$ALLOWED_HOSTS"
