@@ -301,8 +301,12 @@ def _stream(chunks, submit, slots, options, on_result, on_running) -> None:
             if options.timeout_s is not None:
                 _expire(in_flight, options.timeout_s, on_result)
     except KeyboardInterrupt:
-        for ref, (chunk, t0) in in_flight.items():
-            ray.cancel(ref, force=True)
+        # No ray.cancel here: Ctrl-C also reaches the workers in the terminal's process
+        # group, and a force-cancel racing a task's own reply crashes Ray 2.60's driver
+        # ("Tried to complete task that was not pending"), exit 1 instead of 130. The
+        # tasks end anyway: ray.shutdown stops a local Ray, and a cluster stops a job's
+        # workers when its driver disconnects.
+        for chunk, t0 in in_flight.values():
             for trial in chunk:
                 on_result(failed_result(trial, "killed", "interrupted by the user (Ctrl-C)", t0))
         raise
