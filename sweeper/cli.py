@@ -167,7 +167,8 @@ def _print_outcome(outcome) -> None:
     if n:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
         click.echo(
-            f"\nRan {n} trials ({counts}) in {outcome.wall_seconds:.1f} s: training {outcome.train_seconds:.1f} s, "
+            f"\nRan {n} trials ({counts}) in {outcome.wall_seconds:.1f} s: training {outcome.train_seconds:.1f} s "
+            f"on {outcome.slots} slot{'s' if outcome.slots != 1 else ''}, "
             f"overhead {outcome.overhead_per_trial * 1000:.0f} ms per trial; {outcome.n_skipped} skipped (already done)."
         )
         for r in outcome.results:

@@ -103,7 +103,7 @@ def execute(
     options: RunOptions,
     on_result: OnResult,
     on_running: OnProgress | None = None,
-) -> None:
+) -> int:
     """Runs every trial and hands each result to ``on_result`` as soon as it exists.
 
     Args:
@@ -113,16 +113,19 @@ def execute(
         on_result: Called on the driver once per trial, in completion order.
         on_running: Called with the number of trials in flight whenever it changes.
 
+    Returns:
+        The slots: how many tasks ran at once at most (1 in local mode).
+
     Raises:
         KeyboardInterrupt: After reporting every in-flight trial as ``killed``.
     """
     if not trials:
-        return
+        return 1
     data = {key: data[key].without_test() for key in {data_key(t) for t in trials}}
     if options.local:
         _execute_local(trials, data, options, on_result, on_running)
-    else:
-        _execute_ray(trials, data, options, on_result, on_running)
+        return 1
+    return _execute_ray(trials, data, options, on_result, on_running)
 
 
 def _execute_local(trials, data, options, on_result, on_running) -> None:
@@ -251,7 +254,7 @@ def trial_work(trial: "TrialSpec", n_in: int, n_classes: int) -> float:
     return float(trial.config.epochs) * sum(a * b for a, b in zip(sizes, sizes[1:]))
 
 
-def _execute_ray(trials, data, options, on_result, on_running) -> None:
+def _execute_ray(trials, data, options, on_result, on_running) -> int:
     import ray
 
     started_here = ensure_ray(options)
@@ -272,6 +275,7 @@ def _execute_ray(trials, data, options, on_result, on_running) -> None:
             return task.remote(chunk, refs[data_key(chunk[0])], options.device, threads)
 
         _stream(chunks, submit, slots, options, on_result, on_running)
+        return min(slots, len(chunks))
     finally:
         if started_here:
             ray.shutdown()

@@ -63,6 +63,7 @@ class SweepOutcome:
     summary: list[str] = field(default_factory=list)
     rank_seconds: float = 0.0
     finish_error: str = ""
+    slots: int = 1
 
     @property
     def counts(self) -> dict[str, int]:
@@ -77,9 +78,13 @@ class SweepOutcome:
 
     @property
     def overhead_per_trial(self) -> float:
-        """(wall time - sum of training times) / trials run."""
+        """The wall time not spent training, per trial run.
+
+        The training is spread over the slots that ran at once:
+        (wall time - sum of training times / slots) / trials run.
+        """
         n = len(self.results)
-        return (self.wall_seconds - self.train_seconds) / n if n else 0.0
+        return (self.wall_seconds - self.train_seconds / max(1, self.slots)) / n if n else 0.0
 
 
 def plan(spec: "SweepSpec") -> Plan:
@@ -302,7 +307,7 @@ def _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entr
         progress.result(result.status == "finished")
 
     try:
-        execute(todo, the_plan.data, options, on_result, progress.set_running)
+        outcome.slots = execute(todo, the_plan.data, options, on_result, progress.set_running)
     finally:
         progress.close()
         outcome.unsent = logger.close(timeout=LOG_WAIT_SECONDS)
@@ -340,6 +345,7 @@ def _sweep_metrics(outcome: SweepOutcome) -> dict[str, float]:
         "wall_seconds": outcome.wall_seconds,
         "train_seconds": outcome.train_seconds,
         "overhead_per_trial_seconds": outcome.overhead_per_trial,
+        "slots": float(outcome.slots),
         "rank_seconds": outcome.rank_seconds,
         **{f"trials_{k}": float(v) for k, v in outcome.counts.items()},
         **{f"{s.method}_dev_error": s.dev_error for s in outcome.shipped},

@@ -124,6 +124,18 @@ def test_parent_run_holds_grid_leaderboard_and_report(shared):
     assert sweep.info.status == "FINISHED"
 
 
+def test_overhead_spreads_the_training_over_the_slots_that_ran_at_once(shared):
+    grid, result, tracking_uri = shared
+    _, (sweep,) = _runs(tracking_uri, "sweep")
+    m = sweep.data.metrics
+    assert m["slots"] == 2  # four one-trial tasks on the fixture's two CPUs
+    train = sum(run.data.metrics["train_seconds"] for run in _runs(tracking_uri, "trial")[1])
+    assert m["train_seconds"] == pytest.approx(train)
+    assert m["overhead_per_trial_seconds"] == pytest.approx((m["wall_seconds"] - train / 2) / 4)
+    assert m["overhead_per_trial_seconds"] > 0  # two slots: half the training hides in the wall time
+    assert "on 2 slots" in result.output
+
+
 def test_test_metrics_live_only_on_ensemble_runs_however_often_resubmitted(submitted, tracking_uri):
     grid, _ = submitted
     grid.write_text(GRID.replace("lambda: [0, 0.1]", "lambda: [0, 0.1, 0.3]"))
