@@ -23,6 +23,36 @@ _BATCH_LIMIT = 1000  # MLflow's cap on metrics + params + tags in one log-batch 
 _PARAM_LIMIT = 100  # and on params in one request
 
 
+# What MLflow's request-header providers import on every request to learn whether they
+# run on Databricks. Each import that fails searches the whole sys.path again: 1.1 ms of
+# the driver's CPU per request here, 4-5 ms per trial.
+_PLATFORM_PROBES = ("dbruntime", "pyspark")
+
+
+def block_absent(names: Sequence[str]) -> list[str]:
+    """Makes later imports of those ``names`` that are not installed fail at once.
+
+    A ``None`` in ``sys.modules`` is Python's documented way to stop an import: it
+    raises ModuleNotFoundError, just as a search that finds nothing does, without the
+    search. Installed modules are left alone. Returns the names blocked.
+    """
+    import importlib.util
+    import sys
+
+    blocked = []
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            sys.modules[name] = None
+            blocked.append(name)
+    return blocked
+
+
 class RestRunWriter:
     """Writes :class:`RunRecord` s into one experiment of a tracking server.
 
@@ -36,6 +66,7 @@ class RestRunWriter:
 
         self.tracking_uri, self.experiment_id = tracking_uri, experiment_id
         self._creds = get_default_host_creds(tracking_uri)
+        block_absent(_PLATFORM_PROBES)
 
     @classmethod
     def for_uri(cls, tracking_uri: str, experiment_id: str) -> "RestRunWriter | None":

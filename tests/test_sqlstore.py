@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from sweeper.results import run_trial
 from sweeper.spec import parse_spec
-from sweeper.reststore import RestRunWriter
+from sweeper.reststore import RestRunWriter, block_absent
 from sweeper.sqlstore import SqlRunWriter
 from sweeper.sweep import plan
 from sweeper.tracking import Tracker
@@ -205,3 +205,25 @@ def test_a_server_that_is_away_fails_a_backlog_after_one_wave(results, tmp_path,
     answers = tracker.log_trials(parent, backlog, retry=True)  # a retry asks the store first
     assert all(isinstance(a, Exception) for a in answers) and len(tried) == tracking.SENDERS
     tracker.close()
+
+
+def test_imports_of_absent_modules_fail_at_once_and_installed_ones_still_work():
+    import importlib
+    import sys
+    import uuid
+
+    from mlflow.tracking.request_header.registry import resolve_request_headers
+
+    absent = f"sweeper_absent_{uuid.uuid4().hex}"
+    try:
+        assert block_absent(["json", absent]) == [absent]
+        assert sys.modules[absent] is None
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(absent)
+        assert importlib.import_module("json").dumps([1]) == "[1]"
+    finally:
+        sys.modules.pop(absent, None)
+    RestRunWriter("http://127.0.0.1:9", "0")  # no request: it only reads the credentials
+    # dbruntime exists only on Databricks: here, the writer blocks it.
+    assert "dbruntime" in sys.modules and sys.modules["dbruntime"] is None
+    assert "User-Agent" in resolve_request_headers()  # MLflow's headers are still made
