@@ -56,6 +56,7 @@ from _probe import Probe  # noqa: E402
 _common.ensure_project_on_path()
 
 GOAL_MS = 20.0  # sweeper, wall per trial, all in
+SPEEDUP_GOAL = 10.0  # and more than this many times faster than Tune with its MLflow callback
 GRID = """\
 name: throughput
 seed: 1
@@ -353,6 +354,16 @@ def main() -> None:
         f"{_common.verdict(per_trial, GOAL_MS)}); fresh store: {rows[1][3]:.1f} ms; "
         f"Ray startup included: {rows[-1][3]:.1f} ms"
     )
+    by_name = {r[0]: r[3] for r in rows}
+    print("per trial, against sweeper (Ray up, existing store) in this run:")
+    for name, ms in by_name.items():
+        if name != "sweeper (Ray up)":
+            print(f"  {name} / sweeper = {ms / per_trial:.1f}x")
+    tune_mlflow = by_name.get("tune reuse + MLflowLoggerCallback")
+    if tune_mlflow:
+        speedup = tune_mlflow / per_trial
+        print(f"sweeper vs Tune with reuse + MLflowLoggerCallback: {speedup:.1f}x faster "
+              f"(goal > {SPEEDUP_GOAL:g}x: {'meets' if speedup > SPEEDUP_GOAL else 'MISSES'})")
     print(f"\nwhere sweeper's time goes ({n} trials; the logger thread overlaps the Ray tasks):")
     print(_common.table(["probe", "calls", "seconds", "ms/trial"], breakdown.rows(n)))
     if breakdown.chunks:
