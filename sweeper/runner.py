@@ -286,25 +286,30 @@ def _stream(chunks, submit, slots, options, on_result, on_running) -> None:
 
     pending = list(reversed(chunks))
     in_flight: dict = {}  # ref -> (chunk, submitted at)
+    done: list = []  # (ref, chunk, submitted at) of finished tasks not yet read
+    outbox: list[TrialResult] = []  # read from them, not yet handed to on_result
 
     def running() -> int:
         return sum(len(c) for c, _ in in_flight.values())
 
     try:
-        while pending or in_flight:
+        while pending or in_flight or done:
+            # A finished task's slot gets its next task before the result is read and
+            # recorded, so that the slot does not wait for the driver's bookkeeping.
             while pending and len(in_flight) < slots:
                 chunk = pending.pop()
                 in_flight[submit(chunk)] = (chunk, time.time())
             if on_running:
                 on_running(running())
+            _deliver(done, outbox, on_result)
+            if not in_flight:
+                continue
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=_wait_timeout(in_flight, options))
-            for ref in ready:
-                chunk, t0 = in_flight.pop(ref)
-                for result in _collect(ref, chunk, t0):
-                    on_result(result)
+            done = [(ref, *in_flight.pop(ref)) for ref in ready]
             if options.timeout_s is not None:
                 _expire(in_flight, options.timeout_s, on_result)
     except KeyboardInterrupt:
+        _deliver(done, outbox, on_result)  # finished: their results are kept
         # No ray.cancel here: Ctrl-C also reaches the workers in the terminal's process
         # group, and a force-cancel racing a task's own reply crashes Ray 2.60's driver
         # ("Tried to complete task that was not pending"), exit 1 instead of 130. The
@@ -316,6 +321,16 @@ def _stream(chunks, submit, slots, options, on_result, on_running) -> None:
         raise
     if on_running:
         on_running(0)
+
+
+def _deliver(done, outbox, on_result) -> None:
+    """Hands every result of the finished tasks to ``on_result``, each exactly once."""
+    while done or outbox:
+        if not outbox:
+            outbox.extend(_collect(*done[0]))
+            done.pop(0)
+        on_result(outbox[0])
+        outbox.pop(0)
 
 
 def _wait_timeout(in_flight, options) -> float:

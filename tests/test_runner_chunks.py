@@ -54,3 +54,26 @@ def test_a_chunk_size_the_user_set_and_timeouts_are_kept():
     assert [len(c) for c in fixed] == [7, 7, 7, 7, 2] * 2  # two data keys of 30 trials
     timed = plan_chunks(the_plan.trials, the_plan.data, 2, RunOptions(timeout_s=5.0))
     assert {len(c) for c in timed} == {1}
+
+
+def test_a_free_slot_gets_its_next_task_before_the_driver_records_a_result(ray_local):
+    """With one slot, the second task is already submitted when the first result is
+    handed over, and every result still arrives exactly once."""
+    import ray
+
+    from sweeper.runner import _stream
+
+    @ray.remote(num_cpus=1)
+    def echo(chunk):
+        return [chunk[0]]
+
+    submitted: list[int] = []
+    seen: list[tuple[int, int]] = []  # (result, tasks submitted by then)
+
+    def submit(chunk):
+        submitted.append(chunk[0])
+        return echo.remote(chunk)
+
+    _stream([[i] for i in range(4)], submit, 1, RunOptions(), lambda r: seen.append((r, len(submitted))), None)
+    assert [r for r, _ in seen] == [0, 1, 2, 3]
+    assert [n for _, n in seen] == [2, 3, 4, 4]
