@@ -1,16 +1,13 @@
 """The sweep's report: one self-contained HTML page, and sentences on what the grid taught.
 
-Plots are PNGs drawn on the Agg canvas and inlined as base64 ``<img>``. Figures are plain
-``matplotlib.figure.Figure`` objects, never pyplot's, so no global backend is switched and
-no figure outlives the call. matplotlib is imported on first use; :func:`preload` imports it
-ahead of time. Every piece of text on the page goes through ``html.escape``.
+The plots are inline SVG written by :mod:`sweeper.svgplot`, so the page needs no image
+files and no plotting library; hovering a point names its trial. Every piece of text on
+the page goes through ``html.escape``.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -19,24 +16,26 @@ from typing import Any
 import numpy as np
 
 from .ranking import Row
+from .svgplot import GREY, Panel, colour, render
 
 LEADERBOARD_ROWS = 20
 """Rows of the leaderboard shown in the report."""
 NOTABLE = 0.005
 """A change in mean error smaller than this is not worth a sentence."""
-_DPI = 90
-_PAD = 0.08  # inches between the labels and the figure's edge
-_TICKS = 6  # at most this many intervals between ticks: each tick is several artists to draw
 _VERDICT_COLOURS = {
-    "fine": "tab:green",
-    "high bias": "tab:orange",
-    "high variance": "tab:blue",
-    "high bias and high variance": "tab:red",
+    "fine": colour(2),
+    "high bias": colour(1),
+    "high variance": colour(0),
+    "high bias and high variance": colour(3),
 }
+_ALT_AXES = "Dev error along each grid axis"
+_ALT_CURVES = "Learning curves of the best trials"
+_ALT_BIAS = "Train error against dev error"
+_ALT_ENSEMBLES = "Ensemble size against dev error"
 _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:70em}"
           "table{border-collapse:collapse;margin:1em 0}"
           "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
-          "td.text,th.text{text-align:left}img{max-width:100%}")
+          "td.text,th.text{text-align:left}figure{margin:0}svg{max-width:100%;height:auto}")
 
 
 # ---------------------------------------------------------------- grouping and numbers
@@ -146,146 +145,65 @@ def summarize(rows: Sequence[Row], points: Sequence[Mapping[str, str]],
 
 
 # ---------------------------------------------------------------- plots
-def preload() -> None:
-    """Imports the matplotlib pieces the plots use, so :func:`build_report` need not wait.
-
-    Importing matplotlib takes a few tenths of a second; a sweep can call this on a
-    background thread while its trials run.
-    """
-    _matplotlib()
-
-
-def _matplotlib() -> tuple[Any, Any]:
-    """matplotlib's ``Figure`` and Agg canvas classes, imported on first use."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    return Figure, FigureCanvasAgg
-
-
-def _subplots(width: float = 6.4, height: float = 4.0, ncols: int = 1, sharey: bool = False,
-              ) -> tuple[Any, list[Any]]:
-    """A figure on the Agg canvas and its row of axes; :func:`_png` fits the margins."""
-    figure, canvas = _matplotlib()
-    fig = figure(figsize=(width, height), dpi=_DPI)
-    canvas(fig)  # the Agg canvas, whatever backend pyplot may be using elsewhere
-    fig.subplots_adjust(wspace=0.08)  # a row of subplots shares y: no tick labels between
-    axes = list(np.atleast_1d(fig.subplots(1, ncols, sharey=sharey)))
-    for ax in axes:
-        ax.locator_params(nbins=_TICKS)
-    return fig, axes
-
-
-def _fit(fig: Any) -> None:
-    """Moves the subplots' outer edges so that their labels just fit in the figure.
-
-    What a layout engine does, from the axes' labels alone: an engine costs a second drawing
-    of the whole figure.
-    """
-    from matplotlib.transforms import Bbox
-
-    renderer = fig.canvas.get_renderer()
-    boxes = [box for ax in fig.axes if ax.axison
-             for box in (ax.bbox, ax.title.get_window_extent(renderer),
-                         ax.xaxis.get_tightbbox(renderer), ax.yaxis.get_tightbbox(renderer))
-             if box is not None]
-    if not boxes:
-        return
-    used, pad = Bbox.union(boxes), _PAD * fig.dpi
-    width, height, edges = fig.bbox.width, fig.bbox.height, fig.subplotpars
-    left = edges.left + (pad - used.x0) / width
-    right = edges.right - (used.x1 + pad - width) / width
-    bottom = edges.bottom + (pad - used.y0) / height
-    top = edges.top - (used.y1 + pad - height) / height
-    if left < right and bottom < top:  # else labels too long to fit: let them overflow
-        fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
-
-
-def _png(fig: Any) -> str:
-    _fit(fig)
-    buf = io.BytesIO()
-    # Level 1 encodes in about three quarters of the default's time, for a tenth more bytes.
-    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _note(ax: Any, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
-
-
 def _plot_axes(pairs: Sequence[tuple[Row, Mapping[str, str]]]) -> str:
     axes = _axes(pairs)
-    fig, subplots = _subplots(max(6.4, 3.2 * len(axes)), 3.6, max(len(axes), 1), sharey=True)
     if not axes:
-        _note(subplots[0], "no grid axis takes more than one value")
-        return _png(fig)
-    for ax, (axis, groups) in zip(subplots, axes.items()):
-        x = np.arange(len(groups))
-        values = [[r.dev_error for r in rs] for rs in groups.values()]
-        ax.scatter(np.repeat(x, [len(vs) for vs in values]), np.concatenate(values),
-                   color="tab:gray", alpha=0.4, s=12)
-        ax.errorbar(x, [np.mean(v) for v in values], yerr=[np.std(v) for v in values],
-                    fmt="o-", color="tab:blue", capsize=4, label="mean ± std")
-        ax.set_xticks(x, list(groups), rotation=30, ha="right")
-        # A fixed place: the automatic one measures every tick label once more.
-        ax.set_title(axis, y=1.0)
-        ax.set_xlabel("value")
-    subplots[0].set_ylabel("dev error")
-    subplots[0].legend(loc="best", fontsize="small")
-    return _png(fig)
+        return render([Panel(note="no grid axis takes more than one value")], ylabel="",
+                      alt=_ALT_AXES)
+    panels = []
+    for axis, groups in axes.items():
+        panel = Panel(title=axis, xlabel="value", categories=list(groups))
+        for x, rows in enumerate(groups.values()):
+            panel.points([x] * len(rows), [r.dev_error for r in rows], GREY, opacity=0.45,
+                         tips=[f"{r.label}: dev error {_fmt(r.dev_error)}" for r in rows])
+        values = [[r.dev_error for r in rows] for rows in groups.values()]
+        panel.errorbar(range(len(values)), [float(np.mean(v)) for v in values],
+                       [float(np.std(v)) for v in values], colour(0), "mean ± std")
+        panels.append(panel)
+    return render(panels, ylabel="dev error", alt=_ALT_AXES,
+                  panel_width=max(200.0, min(420.0, 900.0 / len(panels))))
 
 
 def _plot_curves(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
-    fig, (ax,) = _subplots()
     if not curves:
-        _note(ax, "no learning curves")
-        return _png(fig)
+        return render([Panel(note="no learning curves")], ylabel="", alt=_ALT_CURVES)
+    panel = Panel(xlabel="epoch", integer_x=True)
     for i, (label, curve) in enumerate(curves.items()):
-        colour = f"C{i % 10}"
-        train, dev = curve.get("train_error", []), curve.get("dev_error", [])
-        marker = "o" if max(len(train), len(dev)) == 1 else None  # a one-epoch line draws nothing
-        ax.plot(train, "--", color=colour, marker=marker, fillstyle="none")
-        ax.plot(dev, "-", color=colour, label=label, marker=marker)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("error (dashed: train, solid: dev)")
-    ax.legend(loc="best", fontsize="x-small")
-    return _png(fig)
+        for key, dash, name in (("train_error", "5,3", "train"), ("dev_error", "", "dev")):
+            ys = list(curve.get(key, []))
+            panel.line(range(1, len(ys) + 1), ys, colour(i), label if name == "dev" else "",
+                       dash=dash, hollow=name == "train",
+                       tips=[f"{label}, epoch {e}: {name} error {_fmt(y)}" for e, y in enumerate(ys, 1)])
+    return render([panel], ylabel="error (dashed: train, solid: dev)", alt=_ALT_CURVES)
 
 
 def _plot_bias_variance(pairs: Sequence[tuple[Row, Mapping[str, str]]]) -> str:
-    fig, (ax,) = _subplots(5.2, 4.4)
     if not pairs:
-        _note(ax, "no finished trials")
-        return _png(fig)
+        return render([Panel(note="no finished trials")], ylabel="", alt=_ALT_BIAS)
+    panel = Panel(xlabel="train error")
     for verdict in sorted({r.verdict for r, _ in pairs}):
         rs = [r for r, _ in pairs if r.verdict == verdict]
-        ax.scatter([r.train_error for r in rs], [r.dev_error for r in rs], s=18,
-                   color=_VERDICT_COLOURS.get(verdict, "tab:gray"), label=verdict or "-")
+        panel.points([r.train_error for r in rs], [r.dev_error for r in rs],
+                     _VERDICT_COLOURS.get(verdict, GREY), verdict or "-", radius=3.5,
+                     tips=[f"{r.label}: train {_fmt(r.train_error)}, dev {_fmt(r.dev_error)}"
+                           for r in rs])
     top = max(max(r.dev_error, r.train_error) for r, _ in pairs) * 1.05 or 1.0
-    ax.plot([0, top], [0, top], ":", color="black", label="dev = train")
-    ax.set_xlabel("train error")
-    ax.set_ylabel("dev error")
-    ax.legend(loc="best", fontsize="small")
-    return _png(fig)
+    panel.line([0, top], [0, top], "#000000", "dev = train", dash="2,3")
+    return render([panel], ylabel="dev error", alt=_ALT_BIAS, panel_width=360, panel_height=300)
 
 
 def _plot_ensembles(ensembles: Sequence[Mapping[str, Any]], best_dev: float | None) -> str:
-    fig, (ax,) = _subplots()
     drawn = [e for e in ensembles if len(e.get("curve") or []) > 0]
-    for e in drawn:
-        curve = list(e["curve"])
-        ax.plot(range(1, len(curve) + 1), curve, "o-", ms=3, label=str(e.get("name", "")))
-    if best_dev is not None:
-        ax.axhline(best_dev, ls=":", color="black", label="best single (dev)")
     if not drawn and best_dev is None:
-        _note(ax, "no ensembles")
-        return _png(fig)
-    ax.locator_params(axis="x", integer=True)
-    ax.set_xlabel("ensemble size (picks)")
-    ax.set_ylabel("dev error")
-    ax.legend(loc="best", fontsize="small")
-    return _png(fig)
+        return render([Panel(note="no ensembles")], ylabel="", alt=_ALT_ENSEMBLES)
+    panel = Panel(xlabel="ensemble size (picks)", integer_x=True)
+    for i, e in enumerate(drawn):
+        curve, name = [float(v) for v in e["curve"]], str(e.get("name", ""))
+        panel.line(range(1, len(curve) + 1), curve, colour(i), name, markers=True,
+                   tips=[f"{name}, {k} picks: dev error {_fmt(v)}" for k, v in enumerate(curve, 1)])
+    if best_dev is not None:
+        panel.hline(best_dev, "#000000", "best single (dev)")
+    return render([panel], ylabel="dev error", alt=_ALT_ENSEMBLES)
 
 
 # ---------------------------------------------------------------- HTML
@@ -328,10 +246,6 @@ def _ensemble_table(ensembles: Sequence[Mapping[str, Any]], best: Row | None) ->
     return _table(header, body, {0, 1, 6})
 
 
-def _img(data: str, alt: str) -> str:
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
-
-
 def build_report(title: str, rows: Sequence[Row], points: Sequence[Mapping[str, str]],
                  curves: Mapping[str, Mapping[str, Sequence[float]]],
                  ensembles: Sequence[Mapping[str, Any]], summary: Sequence[str]) -> str:
@@ -347,19 +261,18 @@ def build_report(title: str, rows: Sequence[Row], points: Sequence[Mapping[str, 
         summary: Sentences, such as :func:`summarize` writes.
 
     Returns:
-        The HTML page; the plots are inlined as base64 PNG images.
+        The HTML page; the plots are inline SVG, with a tooltip on every point.
     """
     pairs = _finished(rows, points)
     best = min((r for r, _ in pairs), key=lambda r: r.dev_error, default=None)
     plots = [
-        ("Dev error along each grid axis", _plot_axes(pairs)),
-        ("Learning curves of the best trials", _plot_curves(curves)),
-        ("Train error against dev error", _plot_bias_variance(pairs)),
-        ("Ensemble size against dev error",
-         _plot_ensembles(ensembles, best.dev_error if best else None)),
+        (_ALT_AXES, _plot_axes(pairs)),
+        (_ALT_CURVES, _plot_curves(curves)),
+        (_ALT_BIAS, _plot_bias_variance(pairs)),
+        (_ALT_ENSEMBLES, _plot_ensembles(ensembles, best.dev_error if best else None)),
     ]
     items = "".join(f"<li>{html.escape(line)}</li>" for line in summary)
-    figures = "".join(f"<h2>{html.escape(t)}</h2>{_img(data, t)}" for t, data in plots)
+    figures = "".join(f"<h2>{html.escape(t)}</h2><figure>{svg}</figure>" for t, svg in plots)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><h2>What the grid taught</h2><ul>{items}</ul>"
@@ -368,4 +281,4 @@ def build_report(title: str, rows: Sequence[Row], points: Sequence[Mapping[str, 
             f"{figures}</body></html>\n")
 
 
-__all__ = ["LEADERBOARD_ROWS", "NOTABLE", "build_report", "preload", "summarize"]
+__all__ = ["LEADERBOARD_ROWS", "NOTABLE", "build_report", "summarize"]

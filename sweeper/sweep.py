@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -154,8 +151,6 @@ def submit(
     spec = the_plan.spec
     t0 = time.time()
     started_ray = False
-    # The report's matplotlib import (~0.3 s) happens while the trials run, not after.
-    threading.Thread(target=_preload_report, name="sweeper-preload", daemon=True).start()
     # Opening the MLflow store (imports, schema migrations) and starting Ray each take
     # seconds, mostly waiting: do both at once. Either failing stops us before any run.
     with ThreadPoolExecutor(1) as pool:
@@ -174,18 +169,6 @@ def submit(
             import ray
 
             ray.shutdown()
-
-
-def _preload_report() -> None:
-    from .report import preload
-
-    if sys.platform.startswith("linux"):  # a thread's own nice value: Linux only
-        # Lowest priority: on a machine whose every core runs a trial, the import waits
-        # for idle time instead of slowing the trials (it is ~0.4 s of CPU).
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    with contextlib.suppress(Exception):  # a broken matplotlib shows when the report is drawn
-        preload()
 
 
 def sync_all(tracking_uri: str | None, journal: Journal, tracker: Tracker | None = None) -> tuple[int, int]:

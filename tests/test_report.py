@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
@@ -69,15 +69,64 @@ def _page() -> str:
     return build_report("circles <sweep>", ROWS, POINTS, CURVES, ENSEMBLES, summary)
 
 
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _svgs(page: str) -> list[ET.Element]:
+    """Every chart on the page, parsed as XML (a chart that is not well-formed fails here)."""
+    return [ET.fromstring(chunk) for chunk in re.findall(r"<svg .*?</svg>", page, flags=re.S)]
+
+
+def _chart(page: str, title: str) -> ET.Element:
+    return next(svg for svg in _svgs(page) if svg.get("aria-label") == title)
+
+
+def _tipped_dots(svg: ET.Element) -> dict[str, tuple[float, float]]:
+    """Tooltip text -> (x, y) of every dot that has one."""
+    return {c.find(SVG + "title").text: (float(c.get("cx")), float(c.get("cy")))
+            for c in svg.iter(SVG + "circle") if c.find(SVG + "title") is not None}
+
+
+def _texts(svg: ET.Element) -> list[str]:
+    return ["".join(t.itertext()) for t in svg.iter(SVG + "text")]
+
+
 def test_the_report_is_one_balanced_html_page_with_four_inline_plots():
     page = _page()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     checker = _Balance()
     checker.feed(page)
     assert checker.errors == [] and checker.stack == []
-    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 4
-    assert all(base64.b64decode(data).startswith(b"\x89PNG") for data in images)
+    charts = _svgs(page)
+    assert [c.get("aria-label") for c in charts] == [
+        "Dev error along each grid axis", "Learning curves of the best trials",
+        "Train error against dev error", "Ensemble size against dev error"]
+    assert all(c.tag == SVG + "svg" and float(c.get("width")) > 0 for c in charts)
+
+
+def test_each_dot_sits_where_its_trial_is_and_names_it():
+    chart = _chart(_page(), "Train error against dev error")
+    dots = _tipped_dots(chart)
+    finished = [(label, train, dev) for _, _, train, dev, label in GRID]
+    assert sorted(dots) == sorted(f"{label}: train {train:g}, dev {dev:g}" for label, train, dev in finished)
+    xy = [dots[f"{label}: train {train:g}, dev {dev:g}"] for label, train, dev in finished]
+    # Screen y grows downwards: a higher dev error is drawn higher up.
+    by_dev = [p for _, p in sorted(zip([d for *_, d in finished], xy))]
+    assert [y for _, y in by_dev] == sorted((y for _, y in by_dev), reverse=True)
+    by_train = [p for _, p in sorted(zip([t for _, t, _ in finished], xy))]
+    assert [x for x, _ in by_train] == sorted(x for x, _ in by_train)
+
+
+def test_the_axis_chart_has_a_panel_per_axis_and_ticks_that_span_the_errors():
+    chart = _chart(_page(), "Dev error along each grid axis")
+    texts = _texts(chart)
+    assert {"keep_prob", "lambda", "0.86", "1.0", "0.7", "mean ± std", "dev error"} <= set(texts)
+    # y tick labels: right-aligned and upright (the slanted category labels are turned)
+    ticks = [float(t.text) for t in chart.iter(SVG + "text")
+             if t.get("text-anchor") == "end" and t.get("transform") is None]
+    assert min(ticks) <= 0.045 and max(ticks) >= 0.13 and len(ticks) <= 7
+    # one grey dot per finished row in each of the two panels, each named
+    assert len([d for d in _tipped_dots(chart) if "dev error" in d]) == 4  # same tips in both panels
 
 
 def test_the_tables_show_the_leaderboard_and_the_ensembles_against_the_best_single():
@@ -107,51 +156,28 @@ def test_summarize_states_the_variance_cut_and_the_best_value_per_axis():
 
 def test_an_empty_sweep_still_gives_a_page_with_four_plots():
     page = build_report("empty", [], [], {}, [], summarize([], [], 0.0))
-    assert page.count("data:image/png;base64,") == 4
+    charts = _svgs(page)
+    assert len(charts) == 4
+    assert "no finished trials" in _texts(charts[2]) and "no ensembles" in _texts(charts[3])
     assert "No grid point finished" in page
 
 
-def test_no_pyplot_figure_is_left_open():
-    import matplotlib.pyplot as plt
-
-    _page()
-    assert plt.get_fignums() == []
-
-
-def test_a_grid_value_too_long_to_fit_still_gives_a_page_with_four_plots():
-    points = [dict(p, keep_prob=p["keep_prob"] * 100) for p in POINTS]
-    page = build_report("long", ROWS, points, CURVES, ENSEMBLES, [])
-    assert page.count("data:image/png;base64,") == 4
-
-
-def test_matplotlib_waits_for_preload_or_the_first_report():
-    code = ("import sys, sweeper.report as report; assert 'matplotlib' not in sys.modules; "
-            "report.preload(); assert 'matplotlib.backends.backend_agg' in sys.modules")
+def test_the_report_needs_no_plotting_library():
+    code = ("import sys, runpy; ns = runpy.run_path('tests/test_report.py'); ns['_page'](); "
+            "assert not [m for m in sys.modules if m.startswith(('matplotlib', 'PIL'))]")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
-def test_the_report_preload_runs_at_the_lowest_priority_and_leaves_the_process_alone():
-    """The sweep imports matplotlib on a thread while trials run; on Linux that thread (and
-    only it) is reniced, so on a machine whose cores all train it waits for idle time."""
-    import os
-    import threading
-
-    from sweeper import report, sweep
-
-    seen = {}
-    real = report.preload
-
-    def spy() -> None:
-        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        real()
-
-    before = os.getpriority(os.PRIO_PROCESS, 0)
-    report.preload = spy
-    try:
-        thread = threading.Thread(target=sweep._preload_report)
-        thread.start()
-        thread.join()
-    finally:
-        report.preload = real
-    assert os.getpriority(os.PRIO_PROCESS, 0) == before
-    assert seen["thread"] == (19 if sys.platform.startswith("linux") else before)
+def test_a_grid_value_too_long_to_fit_is_cut_and_kept_whole_in_its_tooltip():
+    points = [dict(p, keep_prob=p["keep_prob"] * 100) for p in POINTS]
+    page = build_report("long", ROWS, points, CURVES, ENSEMBLES, [])
+    charts = _svgs(page)
+    assert len(charts) == 4
+    axis_chart = charts[0]
+    long_value = "0.86" * 100
+    cut = [t for t in _texts(axis_chart) if t.endswith("…") and long_value in t]
+    assert len(cut) == 1  # the tooltip (its <title>) holds the whole value ...
+    shown = [t.find(SVG + "title").tail for t in axis_chart.iter(SVG + "text")
+             if t.find(SVG + "title") is not None]
+    assert len(shown) == 2 and all(len(t) <= 24 and t.endswith("…") for t in shown)  # ... shown cut
+    assert float(axis_chart.get("height")) < 600
