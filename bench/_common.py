@@ -193,3 +193,50 @@ def warm_workers(p: int) -> None:
         return os.getpid()
 
     ray.get([warm.remote() for _ in range(p)])
+
+
+CPU_ROLES = ("trials", "driver", "Ray daemons", "other processes", "steal", "idle")
+
+
+def cpu_snapshot() -> dict[str, float]:
+    """CPU seconds used so far, by role, on the whole machine (Linux figures via psutil).
+
+    ``trials``: Ray's task workers (``ray::...`` but its agents) and this process's
+    ``multiprocessing`` children; ``driver``: this process; ``Ray daemons``: every other
+    process with ``ray`` in its command line (GCS, raylets, agents, log monitor);
+    ``other processes``: the machine's busy time less those, that is, neighbours' work;
+    ``steal``: time the hypervisor ran something else on our virtual CPUs; ``idle``.
+    The difference of two snapshots says where a phase's CPU capacity went.
+    """
+    import psutil
+
+    me = os.getpid()
+    out = dict.fromkeys(CPU_ROLES, 0.0)
+    for proc in psutil.process_iter(["pid", "ppid", "cmdline"]):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        used = times.user + times.system
+        line = " ".join(proc.info["cmdline"] or [])
+        if proc.info["pid"] == me:
+            out["driver"] += used
+        elif line.startswith("ray::") and "Agent" not in line:
+            out["trials"] += used
+        elif proc.info["ppid"] == me and "multiprocessing" in line:
+            out["trials"] += used
+        elif "ray" in line.lower():
+            out["Ray daemons"] += used
+    machine = psutil.cpu_times()
+    busy = sum(getattr(machine, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq"))
+    out["other processes"] = busy - out["trials"] - out["driver"] - out["Ray daemons"]
+    out["steal"] = getattr(machine, "steal", 0.0)
+    out["idle"] = machine.idle + getattr(machine, "iowait", 0.0)
+    return out
+
+
+def cpu_split(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Each role's share of the machine's CPU capacity between two :func:`cpu_snapshot`."""
+    used = {k: after[k] - before[k] for k in CPU_ROLES}
+    total = sum(used.values()) or 1.0
+    return {k: v / total for k, v in used.items()}

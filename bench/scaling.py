@@ -33,6 +33,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -71,8 +72,21 @@ def submit_once(the_plan, folder: Path) -> dict[str, float]:
     from sweeper.runner import RunOptions
     from sweeper.sweep import submit
 
+    import sweeper.sweep as sweep_module
+
     probes = {"execute": "sweeper.sweep:execute", "finish": "sweeper.sweep:_finish"}
+    marks: dict[str, dict[str, float]] = {}
     with Probe(probes) as probe, warnings.catch_warnings():
+        timed = sweep_module.execute
+
+        def execute(*args, **kwargs):  # the CPU snapshots just outside the probe's clock
+            marks["before"] = _common.cpu_snapshot()
+            try:
+                return timed(*args, **kwargs)
+            finally:
+                marks["after"] = _common.cpu_snapshot()
+
+        sweep_module.execute = execute
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         outcome = submit(
@@ -91,6 +105,7 @@ def submit_once(the_plan, folder: Path) -> dict[str, float]:
         "phase": probe.stats["execute"][1],
         "train": outcome.train_seconds,
         "finish": probe.stats["finish"][1],
+        **_common.cpu_split(marks["before"], marks["after"]),
     }
 
 
@@ -125,10 +140,12 @@ def on_process_pool(the_plan, cpus: int) -> dict[str, float]:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(cpus) as pool:
         pool.map(_pool_trial, [(the_plan.trials[0], data)] * cpus, chunksize=1)  # warm: imports
+        before = _common.cpu_snapshot()
         t0 = time.perf_counter()
         seconds = pool.map(_pool_trial, [(t, data) for t in the_plan.trials], chunksize=1)
         wall = time.perf_counter() - t0
-    return {"wall": wall, "phase": wall, "train": float(sum(seconds)), "finish": 0.0}
+        split = _common.cpu_split(before, _common.cpu_snapshot())
+    return {"wall": wall, "phase": wall, "train": float(sum(seconds)), "finish": 0.0, **split}
 
 
 def on_cluster(the_plan, folder: Path, workers: int = 2) -> dict[str, float]:
@@ -154,7 +171,6 @@ def paired(every: dict[str, list[dict[str, float]]], cores: int) -> None:
     """Efficiency within each round (against that round's own 1-CPU or 1-process run,
     a minute apart): the median and range over rounds. The fastest-of-rounds figures above
     may pair runs from different minutes of a machine whose speed moves."""
-    import statistics
 
     one, pool_one = every.get("1 CPU (local Ray)"), every.get("reference: plain pool, 1 process")
     print("\nper round (each against the same round's 1-CPU run): median [min-max]")
@@ -253,6 +269,13 @@ def main() -> None:
         "got slower with p running at once (shared cores, memory bandwidth, the driver's\n"
         "logging thread). Efficiency (trial phase) = slot use / trial slowdown."
     )
+    print("\nwhere the machine's CPU went in the trial phase (share of all cores x phase), median of rounds")
+    print(_common.table(["run", *_common.CPU_ROLES],
+                        [[label, *(statistics.median(g[k] for g in every[label]) for k in _common.CPU_ROLES)]
+                         for label in runs]))
+    print("trials: the task workers or pool processes (their own overhead too); on this many\n"
+          "cores, whatever the driver, Ray's daemons and neighbours use is taken from the trials\n"
+          "when p fills the cores, but not in the 1-CPU run, whose other core is free.")
     print(f"\n{n} trials; efficiency = T1 / (p * Tp) against the 1-CPU run; goal >= {GOAL}")
     for label, (p, r) in list(runs.items())[1:]:
         if label.startswith("reference"):
