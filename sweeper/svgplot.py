@@ -281,9 +281,14 @@ def _x_axis(p: Panel, box: _Box, slant: float) -> tuple[float, float, list[str]]
     if p.categories is not None:
         n = max(len(p.categories), 1)
         lo, hi = -0.5, n - 0.5
+        # Slanted labels side by side need about two text heights between them: with more
+        # categories than fit, every k-th is named (each dot's tooltip still names its own).
+        every = math.ceil(2 * FONT / (box.width / n))
         for j, name in enumerate(p.categories):
             x = box.x(j, lo, hi)
             out.append(f'<line x1="{_f(x)}" x2="{_f(x)}" y1="{_f(base)}" y2="{_f(base + 4)}" stroke="#333"/>')
+            if j % every:
+                continue
             tip = f"<title>{_e(name)}</title>" if len(name) > _TICK_LABEL else ""
             out.append(f'<text transform="translate({_f(x)},{_f(base + 8)}) rotate(-{_SLANT})" '
                        f'text-anchor="end" dy="0.7em">{tip}{_e(_cut(name, _TICK_LABEL))}</text>')

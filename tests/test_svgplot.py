@@ -104,3 +104,17 @@ def test_a_chart_with_nothing_to_draw_is_its_note_alone():
     root = ET.fromstring(render([Panel(note="no ensembles")], ylabel="dev error", alt="empty"))
     assert ["".join(t.itertext()) for t in root.iter(SVG + "text")] == ["no ensembles"]
     assert float(root.get("height")) < 60
+
+
+def test_more_categories_than_fit_name_every_kth_and_keep_every_tick():
+    names = [f"c{i}" for i in range(60)]
+    panel = Panel(categories=names)
+    panel.points(range(60), [i / 60 for i in range(60)], "#000", tips=names)
+    root = ET.fromstring(render([panel], ylabel="", alt="many", panel_width=300))
+    shown = [t.text for t in root.iter(SVG + "text") if (t.get("transform") or "").endswith("rotate(-30)")]
+    assert shown[0] == "c0" and 60 // 5 <= len(shown) < 60  # 300 px fit about one in five
+    step = names.index(shown[1])
+    assert shown == names[::step]
+    ticks = [ln for ln in root.iter(SVG + "line") if ln.get("x1") == ln.get("x2") and ln.get("stroke") == "#333"]
+    assert len(ticks) == 60
+    assert len(_dots(ET.tostring(root, encoding="unicode"))) == 60
