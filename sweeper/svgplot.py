@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -156,7 +157,8 @@ class Panel:
 
 
 def _ok(v: object) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
+    """A finite real number: Python's or NumPy's (``np.float32`` is not a ``float``)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _range(values: Sequence[float], floor_zero: bool) -> tuple[float, float]:

@@ -118,3 +118,10 @@ def test_more_categories_than_fit_name_every_kth_and_keep_every_tick():
     ticks = [ln for ln in root.iter(SVG + "line") if ln.get("x1") == ln.get("x2") and ln.get("stroke") == "#333"]
     assert len(ticks) == 60
     assert len(_dots(ET.tostring(root, encoding="unicode"))) == 60
+
+
+def test_numpy_scalars_of_any_float_width_are_drawn():
+    panel = Panel()
+    panel.points(np.arange(3, dtype=np.int64), np.array([0.1, 0.2, 0.3], dtype=np.float32), "#000",
+                 tips=["a", "b", "c"])
+    assert [tip for *_, tip in _dots(render([panel], ylabel="", alt="np"))] == ["a", "b", "c"]
