@@ -154,7 +154,7 @@ def _plot_axes(pairs: Sequence[tuple[Row, Mapping[str, str]]]) -> str:
     for axis, groups in axes.items():
         panel = Panel(title=axis, xlabel="value", categories=list(groups))
         for x, rows in enumerate(groups.values()):
-            panel.points([x] * len(rows), [r.dev_error for r in rows], GREY, opacity=0.45,
+            panel.points([x] * len(rows), [r.dev_error for r in rows], GREY, "a grid point", opacity=0.45,
                          tips=[f"{r.label}: dev error {_fmt(r.dev_error)}" for r in rows])
         values = [[r.dev_error for r in rows] for rows in groups.values()]
         panel.errorbar(range(len(values)), [float(np.mean(v)) for v in values],

@@ -27,7 +27,7 @@ FONT = 12  # px
 _CHAR = 0.6 * FONT  # a sans-serif character's advance, roughly: wide enough for digits
 _TICKS = 6  # at most this many intervals between ticks
 _TICK_LABEL = 24  # a category label longer than this is cut (whole in its tooltip)
-_LEGEND_LABEL = 48
+_LEGEND_LABEL = 90  # trial labels name every grid axis: they are long
 _GAP = 14  # px between the panels of a row
 _SLANT = 30  # degrees the category labels are turned
 
@@ -224,8 +224,10 @@ def render(panels: Sequence[Panel], *, ylabel: str, alt: str, panel_width: float
             under = max(under, 8 + longest * math.sin(slant) + FONT * math.cos(slant))
     under += FONT + 10 if any(p.xlabel for p in drawn) else 4
     width = left + len(panels) * panel_width + (len(panels) - 1) * _GAP + 16
-    legend, legend_height = _legend(_legend_items(drawn), left, top + panel_height + under,
-                                    width - left - 10)
+    items = _legend_items(drawn)
+    widest = max((_legend_entry(m.label) for m in items), default=0.0)
+    width = max(width, left + widest + 10)  # a long label widens the chart, not cut short
+    legend, legend_height = _legend(items, left, top + panel_height + under, width - left - 10)
     height = top + panel_height + under + legend_height + 6
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_f(width)}" height="{_f(height)}" '
@@ -350,6 +352,11 @@ def _dash(dash: str) -> str:
     return f' stroke-dasharray="{dash}"' if dash else ""
 
 
+def _legend_entry(label: str) -> float:
+    """Width of a legend entry: its swatch, its (possibly cut) label and a gap."""
+    return 30 + _text_width(_cut(label, _LEGEND_LABEL)) + 16
+
+
 def _legend(items: Sequence[_Mark], left: float, top: float, width: float) -> tuple[list[str], float]:
     """The legend's entries flowed into rows under the chart; returns them and their height."""
     out: list[str] = []
@@ -357,8 +364,7 @@ def _legend(items: Sequence[_Mark], left: float, top: float, width: float) -> tu
         return out, 0.0
     row_height, x, y = FONT + 8, left, top + 4
     for m in items:
-        text = _cut(m.label, _LEGEND_LABEL)
-        entry = 30 + _text_width(text) + 16
+        text, entry = _cut(m.label, _LEGEND_LABEL), _legend_entry(m.label)
         if x > left and x + entry > left + width:
             x, y = left, y + row_height
         mid = y + row_height / 2

@@ -125,3 +125,15 @@ def test_numpy_scalars_of_any_float_width_are_drawn():
     panel.points(np.arange(3, dtype=np.int64), np.array([0.1, 0.2, 0.3], dtype=np.float32), "#000",
                  tips=["a", "b", "c"])
     assert [tip for *_, tip in _dots(render([panel], ylabel="", alt="np"))] == ["a", "b", "c"]
+
+
+def test_a_long_legend_label_widens_the_chart_to_show_it_whole():
+    label = "lambda=0.01 keep_prob=0.9 initializer=xavier architecture=[256, 128, 64]"
+    short, long = Panel(), Panel()
+    short.line([1, 2], [0.2, 0.1], "#000", "dev")
+    long.line([1, 2], [0.2, 0.1], "#000", label)
+    narrow = ET.fromstring(render([short], ylabel="", alt="a", panel_width=200))
+    wide = ET.fromstring(render([long], ylabel="", alt="b", panel_width=200))
+    assert label in ["".join(t.itertext()) for t in wide.iter(SVG + "text")]
+    # 0.6 em a character, a 30 px swatch: room for the whole label inside the chart
+    assert float(wide.get("width")) >= 0.6 * 12 * len(label) + 30 > float(narrow.get("width"))
