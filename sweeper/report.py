@@ -153,10 +153,10 @@ def _plot_axes(pairs: Sequence[tuple[Row, Mapping[str, str]]]) -> str:
     panels = []
     for axis, groups in axes.items():
         panel = Panel(title=axis, xlabel="value", categories=list(groups))
-        for x, rows in enumerate(groups.values()):
-            panel.points([x] * len(rows), [r.dev_error for r in rows], GREY, "a grid point", opacity=0.45,
-                         tips=[f"{r.label}: dev error {_fmt(r.dev_error)}" for r in rows])
         values = [[r.dev_error for r in rows] for rows in groups.values()]
+        for x, (rows, ys) in enumerate(zip(groups.values(), values)):
+            panel.points([x] * len(ys), ys, GREY, "a grid point", opacity=0.45,
+                         tips=[f"{r.label}: dev error {_fmt(y)}" for r, y in zip(rows, ys)])
         panel.errorbar(range(len(values)), [float(np.mean(v)) for v in values],
                        [float(np.std(v)) for v in values], colour(0), "mean ± std")
         panels.append(panel)

@@ -76,9 +76,9 @@ def nice_ticks(lo: float, hi: float, most: int = _TICKS) -> list[float]:
 def tick_label(value: float, ticks: Sequence[float]) -> str:
     """``value`` with as many decimals as the ticks' step needs."""
     step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-    mantissa = step / 10 ** math.floor(math.log10(step) + 1e-9)
-    if abs(mantissa - 2.5) < 1e-6:  # a step of 0.25 needs one more decimal than 0.2
+    power = math.floor(math.log10(step) + 1e-9)
+    decimals = max(0, -power)
+    if abs(step / 10**power - 2.5) < 1e-6:  # a step of 0.25 needs one more decimal than 0.2
         decimals += 1
     text = f"{value:.{decimals}f}"
     return text.lstrip("-") if float(text) == 0 else text  # no "-0.00"
@@ -250,7 +250,7 @@ def render(panels: Sequence[Panel], *, ylabel: str, alt: str, panel_width: float
                          f'y="{_f(box.top + box.height / 2)}" text-anchor="middle">{_e(p.note)}</text>')
             continue
         parts += _y_axis(box, y_ticks, y_labels if i == 0 or panels[i - 1].note else None)
-        x_lo, x_hi, x_axis = _x_axis(p, box, slant)
+        x_lo, x_hi, x_axis = _x_axis(p, box)
         parts += x_axis
         parts += _marks(p, box, (x_lo, x_hi), (y_lo, y_hi))
         parts.append(f'<rect x="{_f(box.left)}" y="{_f(box.top)}" width="{_f(box.width)}" '
@@ -278,7 +278,7 @@ def _y_axis(box: _Box, ticks: Sequence[float], labels: Sequence[str] | None) -> 
     return out
 
 
-def _x_axis(p: Panel, box: _Box, slant: float) -> tuple[float, float, list[str]]:
+def _x_axis(p: Panel, box: _Box) -> tuple[float, float, list[str]]:
     """The x range and the ticks with their labels."""
     out: list[str] = []
     base = box.top + box.height
