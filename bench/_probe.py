@@ -21,11 +21,14 @@ class Probe:
     Args:
         targets: ``label -> "package.module:Attr.path"``.
         on_call: Optional ``f(label, args, kwargs, result, seconds)`` after each call.
+        on_enter: Optional ``f(label, args, kwargs)`` before each call, outside its clock.
     """
 
-    def __init__(self, targets: dict[str, str], on_call: Callable[..., None] | None = None):
+    def __init__(self, targets: dict[str, str], on_call: Callable[..., None] | None = None,
+                 on_enter: Callable[..., None] | None = None):
         self.targets = targets
         self.on_call = on_call
+        self.on_enter = on_enter
         self.stats: dict[str, list[float]] = {label: [0, 0.0] for label in targets}
         self.missing: list[str] = []
         self._saved: list[tuple[Any, str, Any]] = []
@@ -50,6 +53,8 @@ class Probe:
     def _wrap(self, label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if self.on_enter is not None:
+                self.on_enter(label, args, kwargs)
             t0 = time.perf_counter()
             try:
                 result = fn(*args, **kwargs)

@@ -72,21 +72,17 @@ def submit_once(the_plan, folder: Path) -> dict[str, float]:
     from sweeper.runner import RunOptions
     from sweeper.sweep import submit
 
-    import sweeper.sweep as sweep_module
-
     probes = {"execute": "sweeper.sweep:execute", "finish": "sweeper.sweep:_finish"}
     marks: dict[str, dict[str, float]] = {}
-    with Probe(probes) as probe, warnings.catch_warnings():
-        timed = sweep_module.execute
 
-        def execute(*args, **kwargs):  # the CPU snapshots just outside the probe's clock
-            marks["before"] = _common.cpu_snapshot()
-            try:
-                return timed(*args, **kwargs)
-            finally:
-                marks["after"] = _common.cpu_snapshot()
+    def mark(when: str):  # CPU snapshots around the trial phase, outside the probe's clock
+        def take(label, *_):
+            if label == "execute":
+                marks[when] = _common.cpu_snapshot()
 
-        sweep_module.execute = execute
+        return take
+
+    with Probe(probes, on_call=mark("after"), on_enter=mark("before")) as probe, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         outcome = submit(
