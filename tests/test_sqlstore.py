@@ -95,6 +95,33 @@ def test_bulk_runs_read_back_like_client_runs(sql_store, results, tmp_path):
         assert sorted(t.completed_digests()) == sorted(r.trial.digest for r in results)
 
 
+def test_odd_metric_values_read_back_like_client_values(sql_store):
+    """NaN, infinities, huge values, ints, a repeated point: as MLflow's own log_batch keeps them."""
+    from mlflow.entities import Metric, Param
+
+    from sweeper.sqlstore import RunRecord
+
+    client = MlflowClient(sql_store)
+    exp = client.create_experiment("odd")
+    values = [0.5, float("nan"), float("inf"), -float("inf"), 1e300, -0.0, 3]
+    metrics = [Metric("m", v, 1000 + i, i) for i, v in enumerate(values)]
+    metrics += [Metric("m", 0.5, 1000, 0), Metric("other", float("nan"), 5, 9)]
+    record = RunRecord("bulk", 1, 2, "FINISHED", {"t": "x"}, {"p": "1"}, metrics)
+    [bulk_id] = SqlRunWriter.for_client(client, exp, sql_store).write([record])
+    public_id = client.create_run(exp, tags={"t": "x"}).info.run_id
+    client.log_batch(public_id, metrics=metrics, params=[Param("p", "1")])
+
+    def read(run_id):
+        run = client.get_run(run_id)
+        history = {k: sorted((m.step, m.timestamp, repr(m.value)) for m in client.get_metric_history(run_id, k))
+                   for k in ("m", "other")}
+        return history, {k: repr(v) for k, v in run.data.metrics.items()}, run.data.params
+
+    got = read(bulk_id)
+    assert got == read(public_id)
+    assert len(got[0]["m"]) == len(values) and got[1] == {"m": "3.0", "other": "nan"}
+
+
 def test_runs_sent_as_json_read_back_like_client_runs(results, tmp_path):
     from servers import Server
 
