@@ -16,6 +16,7 @@ both ways back through ``MlflowClient`` and checks they are the same.
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 import uuid
@@ -36,6 +37,20 @@ class RunRecord:
     params: dict[str, str]
     metrics: list[Any]  # mlflow.entities.Metric
     artifacts: dict[str, bytes] = field(default_factory=dict)  # file name -> content
+
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "runs": (
+        "run_uuid", "name", "experiment_id", "user_id", "status", "start_time", "end_time",
+        "deleted_time", "lifecycle_stage", "artifact_uri", "source_type", "source_name",
+        "entry_point_name", "source_version",
+    ),
+    "tags": ("run_uuid", "key", "value"),
+    "params": ("run_uuid", "key", "value"),
+    "metrics": ("run_uuid", "key", "value", "timestamp", "step", "is_nan"),
+    "latest_metrics": ("run_uuid", "key", "value", "timestamp", "step", "is_nan"),
+}
+"""The columns each table's rows hold, in the order of the tuples :class:`SqlRunWriter` builds."""
 
 
 class SqlRunWriter:
@@ -79,7 +94,7 @@ class SqlRunWriter:
                 (their artifacts are removed again).
         """
         answers: list[str | Exception] = []
-        rows: dict[Any, list[dict[str, Any]]] = {}
+        rows: dict[Any, list[tuple[Any, ...]]] = {}
         written: list[str] = []
         try:
             for rec in records:
@@ -99,7 +114,7 @@ class SqlRunWriter:
                 with self.store.ManagedSessionMaker(read_only=False) as session:
                     connection = session.connection()
                     for model, part in rows.items():
-                        insert_many(connection, model.__table__, part)
+                        insert_many(connection, model.__table__, COLUMNS[model.__tablename__], part)
         except BaseException:
             for uri in written:
                 self._remove_artifacts(uri)
@@ -116,20 +131,17 @@ class SqlRunWriter:
         params, tags = validated(rec)
         run_tags = {t.key: t.value for t in tags}
         artifact_uri = append_to_uri_path(self._artifact_location, run_id, "artifacts")
-        run = dict(
-            run_uuid=run_id, name=rec.run_name, experiment_id=int(self.experiment_id),
-            user_id=run_tags.get(MLFLOW_USER, "unknown"),
-            status=RunStatus.to_string(RunStatus.from_string(rec.status)),
-            start_time=rec.start_ms, end_time=rec.end_ms, deleted_time=None,
-            lifecycle_stage=LifecycleStage.ACTIVE, artifact_uri=artifact_uri,
-            source_type=SourceType.to_string(SourceType.UNKNOWN), source_name="",
-            entry_point_name="", source_version="",
+        run = (
+            run_id, rec.run_name, int(self.experiment_id), run_tags.get(MLFLOW_USER, "unknown"),
+            RunStatus.to_string(RunStatus.from_string(rec.status)), rec.start_ms, rec.end_ms,
+            None, LifecycleStage.ACTIVE, artifact_uri, SourceType.to_string(SourceType.UNKNOWN),
+            "", "", "",
         )
         metric_rows = _metric_rows(run_id, rec.metrics, self.store)
         return {"artifact_uri": artifact_uri, "tables": [
             (m.SqlRun, [run]),
-            (m.SqlTag, [dict(run_uuid=run_id, key=t.key, value=t.value) for t in tags]),
-            (m.SqlParam, [dict(run_uuid=run_id, key=p.key, value=p.value) for p in params]),
+            (m.SqlTag, [(run_id, t.key, t.value) for t in tags]),
+            (m.SqlParam, [(run_id, p.key, p.value) for p in params]),
             (m.SqlMetric, metric_rows),
             (m.SqlLatestMetric, _latest(metric_rows)),
         ]}
@@ -186,28 +198,39 @@ def checked_metric(metric: Any) -> tuple[Any, int, int]:
     return value, step, timestamp
 
 
-def insert_many(connection: Any, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """Inserts ``rows`` (dicts keyed by column) into ``table`` with one ``executemany``.
+def insert_many(connection: Any, table: Any, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Inserts ``rows`` (tuples in ``columns`` order) into ``table`` with one ``executemany``.
 
-    The statement is compiled once for the connection's dialect and the rows go to the
+    The statement is compiled once per dialect, table and columns, and the rows go to the
     database driver as they are. SQLAlchemy's own ``execute(insert(), rows)`` processes
     every row's parameters in Python first: for 500 metric values that was half of the
-    transaction's CPU. Where the rows leave out a column that has a Python-side default,
-    SQLAlchemy's path fills it in, so that path is taken instead.
+    transaction's CPU. Where ``columns`` leave out one that has a Python-side default (a
+    newer MLflow's table), SQLAlchemy's path fills it in, so that path is taken instead.
     """
     if not rows:
         return
-    keys = list(rows[0])
-    if any(c.key not in keys and c.default is not None for c in table.columns):
-        connection.execute(table.insert(), rows)
-        return
-    compiled = table.insert().compile(dialect=connection.dialect, column_keys=keys)
-    if compiled.positional:
-        order = compiled.positiontup
-        params: list[Any] = [tuple(row[k] for k in order) for row in rows]
+    sql, order = _insert_sql(connection.dialect, table, tuple(columns))
+    if sql is None:
+        connection.execute(table.insert(), [dict(zip(columns, row)) for row in rows])
+    elif order is None:  # a driver with named parameters: PostgreSQL's, for one
+        connection.exec_driver_sql(sql, [dict(zip(columns, row)) for row in rows])
+    elif order == tuple(range(len(columns))):
+        connection.exec_driver_sql(sql, list(rows))
     else:
-        params = list(rows)
-    connection.exec_driver_sql(compiled.string, params)
+        connection.exec_driver_sql(sql, [tuple(row[i] for i in order) for row in rows])
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(dialect: Any, table: Any, columns: tuple[str, ...]) -> tuple[str | None, tuple[int, ...] | None]:
+    """The INSERT for ``columns`` in the dialect's parameter style, and for a positional
+    style, where each parameter comes from in a row; ``(None, None)`` where a column left
+    out has a Python-side default."""
+    if any(c.key not in columns and c.default is not None for c in table.columns):
+        return None, None
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
+    if not compiled.positional:
+        return compiled.string, None
+    return compiled.string, tuple(columns.index(k) for k in compiled.positiontup)
 
 
 def log_through_repository(artifact_uri: str, tracking_uri: str, files: dict[str, bytes]) -> None:
@@ -245,8 +268,9 @@ def _one_per_key(metrics: Sequence[Any]) -> list[Any]:
     return list(first.values())
 
 
-def _metric_rows(run_id: str, metrics: Sequence[Any], store: Any) -> list[dict[str, Any]]:
-    """Rows for the metrics table, duplicates dropped, as MLflow's ``log_batch`` does.
+def _metric_rows(run_id: str, metrics: Sequence[Any], store: Any) -> list[tuple[Any, ...]]:
+    """Rows for the metrics table (``COLUMNS["metrics"]``), duplicates dropped, as MLflow's
+    ``log_batch`` does.
 
     Raises:
         mlflow.exceptions.MlflowException: A value, step or timestamp of the wrong type.
@@ -258,20 +282,19 @@ def _metric_rows(run_id: str, metrics: Sequence[Any], store: Any) -> list[dict[s
             is_nan, value = store.sanitize_metric_value(value)
         else:
             is_nan = False
-        ident = (metric.key, timestamp, step, value, is_nan)
-        if ident in seen:
+        row = (run_id, metric.key, value, timestamp, step, is_nan)
+        if row in seen:
             continue
-        seen.add(ident)
-        rows.append(dict(run_uuid=run_id, key=metric.key, value=value, timestamp=timestamp,
-                         step=step, is_nan=is_nan))
+        seen.add(row)
+        rows.append(row)
     return rows
 
 
-def _latest(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each key's latest row: highest (step, timestamp, value), MLflow's own order."""
-    best: dict[str, dict[str, Any]] = {}
+def _latest(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Each key's latest metric row: highest (step, timestamp, value), MLflow's own order."""
+    best: dict[str, tuple[Any, ...]] = {}
     for row in rows:
-        cur = best.get(row["key"])
-        if cur is None or (row["step"], row["timestamp"], row["value"]) > (cur["step"], cur["timestamp"], cur["value"]):
-            best[row["key"]] = row
+        cur = best.get(row[1])
+        if cur is None or (row[4], row[3], row[2]) > (cur[4], cur[3], cur[2]):
+            best[row[1]] = row
     return list(best.values())
