@@ -41,16 +41,17 @@ class RunRecord:
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "runs": (
-        "run_uuid", "name", "experiment_id", "user_id", "status", "start_time", "end_time",
-        "deleted_time", "lifecycle_stage", "artifact_uri", "source_type", "source_name",
-        "entry_point_name", "source_version",
+        "run_uuid", "name", "source_type", "source_name", "entry_point_name", "user_id",
+        "status", "start_time", "end_time", "deleted_time", "source_version",
+        "lifecycle_stage", "artifact_uri", "experiment_id",
     ),
-    "tags": ("run_uuid", "key", "value"),
-    "params": ("run_uuid", "key", "value"),
-    "metrics": ("run_uuid", "key", "value", "timestamp", "step", "is_nan"),
-    "latest_metrics": ("run_uuid", "key", "value", "timestamp", "step", "is_nan"),
+    "tags": ("key", "value", "run_uuid"),
+    "params": ("key", "value", "run_uuid"),
+    "metrics": ("key", "value", "timestamp", "step", "is_nan", "run_uuid"),
+    "latest_metrics": ("key", "value", "timestamp", "step", "is_nan", "run_uuid"),
 }
-"""The columns each table's rows hold, in the order of the tuples :class:`SqlRunWriter` builds."""
+"""The columns each table's rows hold, in the order of the tuples :class:`SqlRunWriter` builds:
+MLflow's own column order, so a positional driver (sqlite's) takes the rows as they are."""
 
 
 class SqlRunWriter:
@@ -132,16 +133,16 @@ class SqlRunWriter:
         run_tags = {t.key: t.value for t in tags}
         artifact_uri = append_to_uri_path(self._artifact_location, run_id, "artifacts")
         run = (
-            run_id, rec.run_name, int(self.experiment_id), run_tags.get(MLFLOW_USER, "unknown"),
+            run_id, rec.run_name, SourceType.to_string(SourceType.UNKNOWN), "", "",
+            run_tags.get(MLFLOW_USER, "unknown"),
             RunStatus.to_string(RunStatus.from_string(rec.status)), rec.start_ms, rec.end_ms,
-            None, LifecycleStage.ACTIVE, artifact_uri, SourceType.to_string(SourceType.UNKNOWN),
-            "", "", "",
+            None, "", LifecycleStage.ACTIVE, artifact_uri, int(self.experiment_id),
         )
         metric_rows = _metric_rows(run_id, rec.metrics, self.store)
         return {"artifact_uri": artifact_uri, "tables": [
             (m.SqlRun, [run]),
-            (m.SqlTag, [(run_id, t.key, t.value) for t in tags]),
-            (m.SqlParam, [(run_id, p.key, p.value) for p in params]),
+            (m.SqlTag, [(t.key, t.value, run_id) for t in tags]),
+            (m.SqlParam, [(p.key, p.value, run_id) for p in params]),
             (m.SqlMetric, metric_rows),
             (m.SqlLatestMetric, _latest(metric_rows)),
         ]}
@@ -282,7 +283,7 @@ def _metric_rows(run_id: str, metrics: Sequence[Any], store: Any) -> list[tuple[
             is_nan, value = store.sanitize_metric_value(value)
         else:
             is_nan = False
-        row = (run_id, metric.key, value, timestamp, step, is_nan)
+        row = (metric.key, value, timestamp, step, is_nan, run_id)
         if row in seen:
             continue
         seen.add(row)
@@ -294,7 +295,7 @@ def _latest(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Each key's latest metric row: highest (step, timestamp, value), MLflow's own order."""
     best: dict[str, tuple[Any, ...]] = {}
     for row in rows:
-        cur = best.get(row[1])
-        if cur is None or (row[4], row[3], row[2]) > (cur[4], cur[3], cur[2]):
-            best[row[1]] = row
+        cur = best.get(row[0])
+        if cur is None or (row[3], row[2], row[1]) > (cur[3], cur[2], cur[1]):
+            best[row[0]] = row
     return list(best.values())

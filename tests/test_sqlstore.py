@@ -122,6 +122,24 @@ def test_odd_metric_values_read_back_like_client_values(sql_store):
     assert len(got[0]["m"]) == len(values) and got[1] == {"m": "3.0", "other": "nan"}
 
 
+def test_insert_many_takes_columns_in_any_order_and_fills_python_defaults():
+    import sqlalchemy as sa
+
+    from sweeper.sqlstore import insert_many
+
+    meta = sa.MetaData()
+    table = sa.Table("t", meta, sa.Column("a", sa.Integer), sa.Column("b", sa.String),
+                     sa.Column("c", sa.Integer, default=7))
+    engine = sa.create_engine("sqlite://")
+    meta.create_all(engine)
+    with engine.begin() as connection:
+        insert_many(connection, table, ("b", "a", "c"), [("x", 1, 2), ("y", 2, 3)])  # not the table's order
+        insert_many(connection, table, ("b", "a"), [("z", 3)])  # c left to its Python-side default
+        insert_many(connection, table, ("a", "b", "c"), [])
+        rows = connection.execute(sa.select(table.c.a, table.c.b, table.c.c).order_by(table.c.a)).all()
+    assert [tuple(r) for r in rows] == [(1, "x", 2), (2, "y", 3), (3, "z", 7)]
+
+
 def test_runs_sent_as_json_read_back_like_client_runs(results, tmp_path):
     from servers import Server
 
