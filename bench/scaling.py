@@ -7,7 +7,12 @@ fresh sqlite MLflow store, on
   1 CPU     a local Ray started with ``num_cpus=1``: trials one after another (T1);
   local     a local Ray with every core of this machine (p = cores), Tp;
   cluster   a ``ray.cluster_utils.Cluster``: a head with no CPUs (the driver's node) and
-            two worker nodes of 1 CPU each (p = 2), in processes on this machine.
+            two worker nodes of 1 CPU each (p = 2), in processes on this machine: the
+            layout of deploy/kuberay, whose head only coordinates;
+  cluster2  a head with 1 CPU and one worker node with 1 CPU (p = 2): the layout
+            deploy/head.sh and deploy/worker.sh give two one-core machines by default.
+            Each node runs its own raylet and agents, so on this machine the first layout
+            puts three nodes' daemons on the two cores the trials use, this one two.
 
   reference a plain ``multiprocessing`` pool of 1 and of p processes running the same
             trials (no Ray, no MLflow): what the hardware itself gives p trials at
@@ -25,7 +30,7 @@ shared machine the same 16 trials on 1 CPU have taken anywhere from 13.5 to 19.5
 one run. The efficiency within each round (against that round's own 1-CPU run) is
 printed too, as a median and range over the rounds.
 
-Run: ``python bench/scaling.py`` (about 5 min); ``--epochs`` makes each trial longer.
+Run: ``python bench/scaling.py`` (about 7 min); ``--epochs`` makes each trial longer.
 """
 
 from __future__ import annotations
@@ -144,19 +149,20 @@ def on_process_pool(the_plan, cpus: int) -> dict[str, float]:
     return {"wall": wall, "phase": wall, "train": float(sum(seconds)), "finish": 0.0, **split}
 
 
-def on_cluster(the_plan, folder: Path, workers: int = 2) -> dict[str, float]:
-    """A head with no CPUs and ``workers`` 1-CPU nodes, in processes on this machine."""
+def on_cluster(the_plan, folder: Path, cpus: int = 2, head_cpus: int = 0) -> dict[str, float]:
+    """A head with ``head_cpus`` CPUs and 1-CPU nodes for the rest of ``cpus``, in processes
+    on this machine."""
     import ray
     from ray.cluster_utils import Cluster
 
     # No dashboard on the head: its processes would share these cores with the trials.
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus, "include_dashboard": False})
     try:
-        for _ in range(workers):
+        for _ in range(cpus - head_cpus):
             cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, **RAY_INIT)
-        _common.warm_workers(workers)
+        _common.warm_workers(cpus)
         return submit_once(the_plan, folder)
     finally:
         ray.shutdown()
@@ -193,7 +199,7 @@ def main() -> None:
     from sweeper.spec import parse_spec
     from sweeper.sweep import plan
 
-    _common.print_header("scaling: 16 trials, 1 CPU vs all local cores vs a 3-node cluster")
+    _common.print_header("scaling: 16 trials, 1 CPU vs all local cores vs 3-node and 2-node clusters")
     the_plan = plan(parse_spec(grid(args.epochs), "scaling.yaml"))
     n = len(the_plan.trials)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -202,12 +208,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cluster = "cluster: head (0 CPU) + 2 x 1-CPU nodes"
+        cluster2 = "cluster: head (1 CPU) + 1 x 1-CPU node"
         cases = [("1 CPU (local Ray)", 1, "one"), (f"{cores} CPUs (local Ray)", cores, "all")]
         if not args.skip_pool:
             cases += [("reference: plain pool, 1 process", 1, None),
                       (f"reference: plain pool, {cores} processes", cores, None)]
         if not args.skip_cluster:
-            cases.append((cluster, 2, "cluster"))
+            cases += [(cluster, 2, "cluster"), (cluster2, 2, "cluster2")]
         # Rounds alternate the cases, and each keeps its fastest: a neighbour's burst of
         # load then slows one round of all of them, not every run of one.
         for r in range(args.rounds):
@@ -216,8 +223,11 @@ def main() -> None:
                     got = on_process_pool(the_plan, p)
                 else:
                     (tmp / f"{folder}{r}").mkdir()
-                    run = on_cluster if label == cluster else on_local_ray
-                    got = run(the_plan, tmp / f"{folder}{r}", p)
+                    if label == cluster2:
+                        got = on_cluster(the_plan, tmp / f"{folder}{r}", p, head_cpus=1)
+                    else:
+                        run = on_cluster if label == cluster else on_local_ray
+                        got = run(the_plan, tmp / f"{folder}{r}", p)
                 print(f"  {label}, round {r + 1}: {got['wall']:.2f} s", flush=True)
                 every.setdefault(label, []).append(got)
                 if label not in runs or got["wall"] < runs[label][1]["wall"]:

@@ -10,6 +10,7 @@ the size of the grid.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import sys
 import time
@@ -285,18 +286,23 @@ def _stream(chunks, submit, slots, options, on_result, on_running) -> None:
     import ray
 
     pending = list(reversed(chunks))
-    in_flight: dict = {}  # ref -> (chunk, submitted at)
+    in_flight: dict = {}  # ref -> (chunk, submitted at), oldest first
     done: list = []  # (ref, chunk, submitted at) of finished tasks not yet read
     outbox: list[TrialResult] = []  # read from them, not yet handed to on_result
+    # Each slot also has its next task waiting in Ray: when a task ends, Ray hands the
+    # waiting one to the same worker at once, without a new lease from a raylet (on a
+    # cluster, a round trip through the head) or a wait for this loop to wake. A per-trial
+    # timeout is clocked from submission, so with one the tasks are sent only as slots free.
+    depth = slots if options.timeout_s is not None else 2 * slots
 
-    def running() -> int:
-        return sum(len(c) for c, _ in in_flight.values())
+    def running() -> int:  # the oldest tasks hold the slots; the rest wait
+        return sum(len(c) for c, _ in itertools.islice(in_flight.values(), slots))
 
     try:
         while pending or in_flight or done:
             # A finished task's slot gets its next task before the result is read and
             # recorded, so that the slot does not wait for the driver's bookkeeping.
-            while pending and len(in_flight) < slots:
+            while pending and len(in_flight) < depth:
                 chunk = pending.pop()
                 in_flight[submit(chunk)] = (chunk, time.time())
             if on_running:

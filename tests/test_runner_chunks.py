@@ -57,8 +57,9 @@ def test_a_chunk_size_the_user_set_and_timeouts_are_kept():
 
 
 def test_a_free_slot_gets_its_next_task_before_the_driver_records_a_result(ray_local):
-    """With one slot, the second task is already submitted when the first result is
-    handed over, and every result still arrives exactly once."""
+    """Each slot has its next task waiting in Ray (two per slot in flight), and a slot
+    that frees gets another before the result is handed over; with a per-trial timeout,
+    clocked from submission, only one per slot. Every result arrives exactly once."""
     import ray
 
     from sweeper.runner import _stream
@@ -67,13 +68,18 @@ def test_a_free_slot_gets_its_next_task_before_the_driver_records_a_result(ray_l
     def echo(chunk):
         return [chunk[0]]
 
-    submitted: list[int] = []
-    seen: list[tuple[int, int]] = []  # (result, tasks submitted by then)
+    for options, expected in ((RunOptions(), [3, 4, 5, 6, 6, 6]), (RunOptions(timeout_s=60.0), [2, 3, 4, 5, 6, 6])):
+        submitted: list[int] = []
+        seen: list[tuple[int, int]] = []  # (result, tasks submitted by then)
+        running: list[int] = []
 
-    def submit(chunk):
-        submitted.append(chunk[0])
-        return echo.remote(chunk)
+        def submit(chunk):
+            submitted.append(chunk[0])
+            return echo.remote(chunk)
 
-    _stream([[i] for i in range(4)], submit, 1, RunOptions(), lambda r: seen.append((r, len(submitted))), None)
-    assert [r for r, _ in seen] == [0, 1, 2, 3]
-    assert [n for _, n in seen] == [2, 3, 4, 4]
+        _stream([[i] for i in range(6)], submit, 1, options,
+                lambda r: seen.append((r, len(submitted))), running.append)
+        assert submitted == list(range(6))
+        assert sorted(r for r, _ in seen) == list(range(6))
+        assert [n for _, n in seen] == expected, options
+        assert max(running) == 1 and running[-1] == 0  # queued tasks are not counted as running
