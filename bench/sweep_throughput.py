@@ -57,6 +57,7 @@ _common.ensure_project_on_path()
 
 GOAL_MS = 20.0  # sweeper, wall per trial, all in
 SPEEDUP_GOAL = 10.0  # and more than this many times faster than Tune with its MLflow callback
+SLOTS = 2  # CPUs of the local Ray every contestant gets
 GRID = """\
 name: throughput
 seed: 1
@@ -113,12 +114,12 @@ def run_sweeper(the_plan, tmp: Path, local: bool = False, probe_targets=None):
     from sweeper.runner import RunOptions
     from sweeper.sweep import submit
 
-    chunks: list[float] = []
+    chunks: list[int] = []
 
     def on_call(label, args, kwargs, result, dt):
-        if label == "collect" and result:  # submit-to-result latency minus training
-            _, chunk, t0 = args
-            chunks.append(time.time() - t0 - sum(r.seconds for r in result))
+        if label == "collect" and result:  # one entry per Ray task: its trials
+            _, chunk, _ = args
+            chunks.append(len(chunk))
 
     targets = dict(probe_targets or {})
     targets["collect"] = "sweeper.runner:_collect"
@@ -128,7 +129,7 @@ def run_sweeper(the_plan, tmp: Path, local: bool = False, probe_targets=None):
         t0 = time.perf_counter()
         outcome = submit(
             the_plan,
-            RunOptions(local=local, num_cpus=2),
+            RunOptions(local=local, num_cpus=SLOTS),
             uri,
             echo=silent,
             progress_enabled=False,
@@ -292,7 +293,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        ray.init(num_cpus=2, **RAY_INIT)
+        ray.init(num_cpus=SLOTS, **RAY_INIT)
         ray_start = time.perf_counter() - t0
         # Warm-up on a throwaway store: imports, Ray workers, MLflow's first schema.
         run_sweeper(the_plan, _store(tmp, "warm", ready=False))
@@ -301,6 +302,7 @@ def main() -> None:
             for i in range(args.repeats)
         ]
         wall, train_s, outcome, breakdown = min(runs, key=lambda r: r[0])
+        breakdown.train = train_s
         row(
             "sweeper (Ray up)",
             wall,
@@ -367,11 +369,17 @@ def main() -> None:
     print(f"\nwhere sweeper's time goes ({n} trials; the logger thread overlaps the Ray tasks):")
     print(_common.table(["probe", "calls", "seconds", "ms/trial"], breakdown.rows(n)))
     if breakdown.chunks:
-        per_chunk = np.mean(breakdown.chunks) * 1e3
-        size = n / len(breakdown.chunks)
+        # Slot time the trial phase did not spend training, per task. Not each task's
+        # submit-to-result time less its training: the runner queues a slot's next task
+        # while the last one runs, so that time includes the wait in the queue.
+        tasks = len(breakdown.chunks)
+        phase = breakdown.stats["execute (Ray tasks, all trials)"][1]
+        per_chunk = (SLOTS * phase - breakdown.train) / tasks * 1e3
+        size = n / tasks
         print(
-            f"Ray task overhead inside sweeper: {len(breakdown.chunks)} tasks of ~{size:.0f} "
-            f"trials, {per_chunk:.1f} ms per task beyond training = {per_chunk / size:.1f} ms/trial"
+            f"Ray task overhead inside sweeper: {tasks} tasks of ~{size:.0f} trials, "
+            f"{per_chunk:.1f} ms of slot time per task not spent training "
+            f"({SLOTS} slots x trial phase - training) = {per_chunk / size:.1f} ms/trial"
         )
     print(
         f"bare Ray no-op task with the data as argument: {rt_seq:.2f} ms sequential, "
