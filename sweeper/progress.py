@@ -42,7 +42,7 @@ class Progress:
         self.draw()
 
     def set_running(self, n: int) -> None:
-        """Records how many trials are in flight."""
+        """Records how many trials are running."""
         self.running = n
         self.draw()
 

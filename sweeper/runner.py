@@ -1,10 +1,11 @@
 """Runs trials on Ray (one task per trial or per chunk of tiny trials) or in-process.
 
 Results stream back with ``ray.wait`` and are handed to ``on_result`` as they arrive, so
-a crash later loses nothing that was already done. At most one task per free slot is in
-flight: queued work stays on the driver, a task's clock starts close to when it really
-starts (the per-trial timeout stays honest), and the driver's memory does not grow with
-the size of the grid.
+a crash later loses nothing that was already done. At most two tasks per slot are in
+flight, the one running and the next, which Ray hands to the same worker as the last one
+ends; the rest of the work stays on the driver, so its memory does not grow with the size
+of the grid. With a per-trial timeout, one per slot: a task's clock starts when it is sent,
+and so stays close to when it really starts.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def execute(
         data: The prepared splits by ``data_key``; only train and dev reach the workers.
         options: Where and how to run.
         on_result: Called on the driver once per trial, in completion order.
-        on_running: Called with the number of trials in flight whenever it changes.
+        on_running: Called with the number of trials running (the oldest task per slot)
+            whenever it changes.
 
     Returns:
         The slots: how many tasks ran at once at most (1 in local mode).
