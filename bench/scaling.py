@@ -169,6 +169,11 @@ def on_cluster(the_plan, folder: Path, cpus: int = 2, head_cpus: int = 0) -> dic
         cluster.shutdown()
 
 
+def on_cluster_head_cpu(the_plan, folder: Path, cpus: int = 2) -> dict[str, float]:
+    """A head with 1 CPU and 1-CPU nodes for the rest of ``cpus``."""
+    return on_cluster(the_plan, folder, cpus, head_cpus=1)
+
+
 def paired(every: dict[str, list[dict[str, float]]], cores: int) -> None:
     """Efficiency within each round (against that round's own 1-CPU or 1-process run,
     a minute apart): the median and range over rounds. The fastest-of-rounds figures above
@@ -223,11 +228,8 @@ def main() -> None:
                     got = on_process_pool(the_plan, p)
                 else:
                     (tmp / f"{folder}{r}").mkdir()
-                    if label == cluster2:
-                        got = on_cluster(the_plan, tmp / f"{folder}{r}", p, head_cpus=1)
-                    else:
-                        run = on_cluster if label == cluster else on_local_ray
-                        got = run(the_plan, tmp / f"{folder}{r}", p)
+                    run = {"cluster": on_cluster, "cluster2": on_cluster_head_cpu}.get(folder, on_local_ray)
+                    got = run(the_plan, tmp / f"{folder}{r}", p)
                 print(f"  {label}, round {r + 1}: {got['wall']:.2f} s", flush=True)
                 every.setdefault(label, []).append(got)
                 if label not in runs or got["wall"] < runs[label][1]["wall"]:

@@ -114,17 +114,10 @@ def run_sweeper(the_plan, tmp: Path, local: bool = False, probe_targets=None):
     from sweeper.runner import RunOptions
     from sweeper.sweep import submit
 
-    chunks: list[int] = []
-
-    def on_call(label, args, kwargs, result, dt):
-        if label == "collect" and result:  # one entry per Ray task: its trials
-            _, chunk, _ = args
-            chunks.append(len(chunk))
-
     targets = dict(probe_targets or {})
-    targets["collect"] = "sweeper.runner:_collect"
+    targets["collect"] = "sweeper.runner:_collect"  # called once per Ray task
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    with Probe(targets, on_call) as probe, warnings.catch_warnings():
+    with Probe(targets) as probe, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         outcome = submit(
@@ -137,7 +130,7 @@ def run_sweeper(the_plan, tmp: Path, local: bool = False, probe_targets=None):
         )
         wall = time.perf_counter() - t0
     assert outcome.counts.get("finished", 0) == 64, outcome.counts
-    probe.chunks = chunks
+    probe.train = outcome.train_seconds
     return wall, outcome.train_seconds, outcome, probe
 
 
@@ -302,7 +295,6 @@ def main() -> None:
             for i in range(args.repeats)
         ]
         wall, train_s, outcome, breakdown = min(runs, key=lambda r: r[0])
-        breakdown.train = train_s
         row(
             "sweeper (Ray up)",
             wall,
@@ -368,11 +360,11 @@ def main() -> None:
               f"(goal > {SPEEDUP_GOAL:g}x: {'meets' if speedup > SPEEDUP_GOAL else 'MISSES'})")
     print(f"\nwhere sweeper's time goes ({n} trials; the logger thread overlaps the Ray tasks):")
     print(_common.table(["probe", "calls", "seconds", "ms/trial"], breakdown.rows(n)))
-    if breakdown.chunks:
+    tasks = int(breakdown.stats["collect"][0])
+    if tasks:
         # Slot time the trial phase did not spend training, per task. Not each task's
         # submit-to-result time less its training: the runner queues a slot's next task
         # while the last one runs, so that time includes the wait in the queue.
-        tasks = len(breakdown.chunks)
         phase = breakdown.stats["execute (Ray tasks, all trials)"][1]
         per_chunk = (SLOTS * phase - breakdown.train) / tasks * 1e3
         size = n / tasks
