@@ -31,6 +31,14 @@ class Workspace:
         self.A = [None] + [xp.empty((rows, n), dtype) for n in widths[:-1]]  # after dropout
         self.dZ = [None] + [xp.empty((rows, n), dtype) for n in widths]
         self.ones = xp.ones((1, rows), dtype)  # db = ones @ dZ: a BLAS call beats sum(axis=0)
+        # What ReLU compares against (see ``activations``): one zero array as large as the
+        # widest hidden layer's, never written. NumPy's zeros come from calloc, so reading
+        # them maps the kernel's shared zero page and costs no memory, whatever ``rows``
+        # is. On a GPU the scalar 0 is as fast and allocates nothing.
+        hidden = widths[:-1]
+        self._zeros = xp.zeros(rows * max(hidden), dtype) if xp is np and hidden else None
+        if self._zeros is not None:
+            self._zeros.flags.writeable = False
         self.flat_grads, views = flat_views(
             {f"d{k}": v.shape for k, v in params.items()}, dtype, xp
         )
@@ -46,6 +54,10 @@ class Workspace:
                 A=[None if a is None else a[:m] for a in self.A] + [None],
                 dZ=[None if a is None else a[:m] for a in self.dZ],
                 ones=self.ones[:, :m],
+                zeros=[0] + [
+                    0 if self._zeros is None else self._zeros[: m * a.shape[1]].reshape(m, -1)
+                    for a in self.A[1:]
+                ],
             )
         return rows
 
@@ -58,6 +70,7 @@ class Rows:
     A: list[Any]
     dZ: list[Any]
     ones: Any
+    zeros: list[Any]  # by hidden layer: a zero array shaped like its H, or the scalar 0
 
 
 def flat_views(shapes: dict[str, tuple[int, ...]], dtype: Any, xp: Any) -> tuple[Any, dict]:
@@ -85,4 +98,4 @@ def rows_of(ws: Workspace | None, m: int, n_layers: int) -> "Rows":
     if ws is not None:
         return ws.at(m)
     nones = [None] * (n_layers + 1)
-    return Rows(nones, nones, nones, None)
+    return Rows(nones, nones, nones, None, [0] * (n_layers + 1))

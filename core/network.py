@@ -98,7 +98,8 @@ def _forward(params, X, activation, keep_probs, mask_rng, xp, ws) -> tuple[Any, 
         W, b, _, _ = names[l]
         H = xp.matmul(A, params[W], out=out.H[l])
         H += params[b]
-        g(H, xp, out=H)  # the pre-activation is never needed again: derivatives work from H
+        # The pre-activation is never needed again: derivatives work from H.
+        g(H, xp, out=H, zero=out.zeros[l])
         D = None
         keep_prob = 1.0 if keep_probs is None else float(keep_probs[l - 1])
         if mask_rng is not None and keep_prob < 1.0:
@@ -274,7 +275,7 @@ def _backward_from_dlogits(
             dA = xp.matmul(dZ, W.T, out=out.dZ[l - 1])
             if D[l - 1] is not None:
                 dA *= D[l - 1]  # the same mask the forward pass used
-            dZ = _times_derivative(dA, H[l - 1], activation, xp)
+            dZ = _times_derivative(dA, H[l - 1], activation, xp, out.zeros[l - 1])
     return grads
 
 

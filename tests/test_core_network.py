@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from core.activations import ACTIVATIONS, DERIVATIVES
+from core.activations import ACTIVATIONS, DERIVATIVES, _times_derivative
 from core.initializers import INITIALIZERS, init_params
 from core.network import (
     backward,
@@ -109,6 +109,27 @@ def test_activation_can_overwrite_its_input():
     out = ACTIVATIONS["leaky_relu"](Z, np, out=Z)
     assert out is Z
     np.testing.assert_allclose(Z, [[-0.01, 2.0]])
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_against_a_zero_array_is_the_same_as_against_zero(name):
+    """The workspace hands ReLU a zero array instead of 0 (NumPy's fast loop): the same
+    values (zeros of either sign compare equal), NaN, infinities and subnormals included."""
+    special = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.0e38, -3.0e38]
+    rng = np.random.default_rng(5)
+    Z = np.concatenate([special, rng.standard_normal(55)]).astype(np.float32).reshape(8, 8)
+    zeros = np.zeros_like(Z)
+    zeros.flags.writeable = False
+    with np.errstate(all="ignore"):
+        plain = ACTIVATIONS[name](Z.copy(), np)
+        fast = ACTIVATIONS[name](Z.copy(), np, zero=zeros)
+        np.testing.assert_array_equal(fast, plain)
+        dA = rng.standard_normal(Z.shape).astype(np.float32)
+        dA[0, :3] = [np.nan, np.inf, -np.inf]
+        expected = _times_derivative(dA.copy(), plain, name, np)
+        got = _times_derivative(dA.copy(), plain, name, np, zeros)
+    np.testing.assert_array_equal(got, expected)
+    assert not zeros.any()
 
 
 # --- forward, dropout -----------------------------------------------------------------
