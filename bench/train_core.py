@@ -129,19 +129,21 @@ def run_ours(p: Problem, train_fn, config_cls, seed: int, loop: list | None = No
     return sw.times, float(out.dev_error)
 
 
-def fused_mode(torch) -> str:
-    """``fused`` if ``Adam(fused=True)`` steps on CPU here, else ``foreach``."""
-    w = torch.nn.Parameter(torch.zeros(3))
+def fused_mode(torch, device: str = "cpu") -> str:
+    """``fused`` if ``Adam(fused=True)`` steps on ``device`` here, else ``foreach``."""
+    w = torch.nn.Parameter(torch.zeros(3, device=device))
     try:
         opt = torch.optim.Adam([w], fused=True)
-        w.grad = torch.ones(3)
+        w.grad = torch.ones(3, device=device)
         opt.step()
         return "fused"
     except (RuntimeError, TypeError, ValueError):
         return "foreach"
 
 
-def run_torch(p: Problem, mode: str, seed: int) -> tuple[float, float]:
+def run_torch(p: Problem, mode: str, seed: int, device: str = "cpu") -> tuple[float, float]:
+    """torch's loop on ``device`` (``cpu`` or ``cuda``); on CUDA the clock stops after a
+    synchronize, so it counts the queued kernels, and the data's copy to the device."""
     import torch
 
     torch.manual_seed(seed)
@@ -150,7 +152,7 @@ def run_torch(p: Problem, mode: str, seed: int) -> tuple[float, float]:
     layers: list = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
+    model = torch.nn.Sequential(*layers[:-1]).to(device)
     with torch.no_grad():  # the core's "he" initializer: N(0, 2 / fan_in) weights, zero biases
         for layer in model:
             if isinstance(layer, torch.nn.Linear):
@@ -159,21 +161,23 @@ def run_torch(p: Problem, mode: str, seed: int) -> tuple[float, float]:
     kwargs = {"fused": True} if mode == "fused" else {"foreach": True}
     opt = torch.optim.Adam(model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8, **kwargs)
     loss_fn = torch.nn.CrossEntropyLoss()
-    X, y = torch.from_numpy(p.X), torch.from_numpy(p.y)
-    gen = torch.Generator().manual_seed(seed)
+    X, y = torch.from_numpy(p.X).to(device), torch.from_numpy(p.y).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
     m = len(X)
     for _ in range(p.epochs):
-        perm = torch.randperm(m, generator=gen)
+        perm = torch.randperm(m, generator=gen, device=device)
         Xs, ys = X[perm], y[perm]
         for i in range(0, m, BATCH):
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(Xs[i : i + BATCH]), ys[i : i + BATCH])
             loss.backward()
             opt.step()
+    if device != "cpu":
+        torch.cuda.synchronize()
     sw.__exit__()
     with torch.no_grad():
-        dev_error = float((model(torch.from_numpy(p.X_dev)).argmax(1).numpy() != p.y_dev).mean())
-    return sw.times, dev_error
+        predicted = model(torch.from_numpy(p.X_dev).to(device)).argmax(1).cpu().numpy()
+    return sw.times, float((predicted != p.y_dev).mean())
 
 
 def run_sklearn(p: Problem, seed: int) -> tuple[float, float]:
