@@ -6,6 +6,7 @@ stand in for NumPy unchanged. This module picks it and moves arrays across.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -83,4 +84,39 @@ def make_mask_rng(xp: Any, rng: np.random.Generator) -> Any:
     return xp.random.default_rng(int(rng.integers(0, 2**63 - 1)))
 
 
-__all__ = ["asarray", "cupy_available", "get_array_module", "make_mask_rng", "to_numpy"]
+MASK_LEVELS = 1 << 16
+"""On NumPy a dropout decision takes 16 random bits: keep probabilities are multiples of
+``1 / MASK_LEVELS`` (see ``dropout_mask``)."""
+
+
+def dropout_mask(mask_rng: Any, shape: tuple[int, ...], keep_prob: float, dtype: Any, xp: Any) -> Any:
+    """An inverted-dropout mask: each entry ``1 / p`` with probability ``p``, else 0.
+
+    Args:
+        mask_rng: What ``make_mask_rng`` returns (a NumPy or CuPy generator).
+        shape: The activations' shape.
+        keep_prob: Keep probability, in (0, 1).
+        dtype: The mask's dtype (the activations').
+        xp: Array module.
+
+    On NumPy, where drawing the numbers is most of dropout's cost, each decision takes 16
+    bits of the generator's raw 64-bit output (four decisions a draw) instead of a float
+    uniform each: a quarter as many draws. ``p`` is then ``keep_prob`` rounded to a
+    multiple of 1/65,536 (within 8e-6 of it), and kept units are scaled by exactly
+    ``1 / p``, so the expected activation is unchanged. Elsewhere (CuPy) each decision
+    compares a float uniform with ``keep_prob``.
+    """
+    if isinstance(mask_rng, np.random.Generator):
+        n = math.prod(shape)
+        threshold = min(max(round(keep_prob * MASK_LEVELS), 1), MASK_LEVELS - 1)
+        bits = mask_rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n].reshape(shape)
+        D = np.less(bits, threshold, out=np.empty(shape, dtype))
+        D *= MASK_LEVELS / threshold
+        return D
+    D = mask_rng.random(shape, dtype=dtype)
+    xp.less(D, keep_prob, out=D)  # the uniforms become the 0/1 mask in place
+    D *= 1.0 / keep_prob
+    return D
+
+
+__all__ = ["asarray", "cupy_available", "dropout_mask", "get_array_module", "make_mask_rng", "to_numpy"]

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._buffers import Workspace, layer_names, rows_of
 from .activations import ACTIVATIONS, _times_derivative, sigmoid
+from .backend import dropout_mask
 
 
 def layer_sizes(n_features: int, architecture: Sequence[int], n_classes: int) -> list[int]:
@@ -103,9 +104,8 @@ def _forward(params, X, activation, keep_probs, mask_rng, xp, ws) -> tuple[Any, 
         D = None
         keep_prob = 1.0 if keep_probs is None else float(keep_probs[l - 1])
         if mask_rng is not None and keep_prob < 1.0:
-            D = mask_rng.random(H.shape, dtype=H.dtype)
-            xp.less(D, keep_prob, out=D)  # the uniforms become the 0/1 mask in place
-            D *= 1.0 / keep_prob  # inverted dropout: the expected activation is unchanged
+            # Inverted dropout: the expected activation is unchanged.
+            D = dropout_mask(mask_rng, H.shape, keep_prob, H.dtype, xp)
             A = xp.multiply(H, D, out=out.A[l])
         else:
             A = H

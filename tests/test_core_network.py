@@ -176,6 +176,53 @@ def test_dropout_draws_a_fresh_mask_each_call():
     assert set(np.unique(first["D"][1])) == {0.0, 2.0}  # already divided by keep_prob
 
 
+
+@pytest.mark.parametrize("keep_prob", [0.5, 0.8, 0.86, 0.999])
+def test_dropout_mask_keeps_each_unit_with_keep_prob_and_scales_by_its_inverse(keep_prob):
+    from core.backend import MASK_LEVELS, dropout_mask
+
+    rng = np.random.default_rng(11)
+    D = dropout_mask(rng, (400, 1001), keep_prob, np.float32, np)  # not a multiple of 4
+    assert D.shape == (400, 1001) and D.dtype == np.float32
+    kept = D != 0
+    p = np.round(keep_prob * MASK_LEVELS) / MASK_LEVELS
+    assert abs(p - keep_prob) <= 0.5 / MASK_LEVELS
+    assert set(np.unique(D[kept]).tolist()) == {np.float32(1 / p)}  # exactly 1 / p
+    sigma = np.sqrt(p * (1 - p) / D.size)
+    assert abs(kept.mean() - p) < 5 * sigma
+    assert abs(D.mean(dtype=np.float64) - 1.0) < 5 * sigma / p  # the expectation is kept
+    # Columns and rows are alike: the four decisions a 64-bit draw makes are not correlated.
+    assert abs(kept[:, 0::4].mean() - kept[:, 1::4].mean()) < 10 * sigma
+    corr = np.corrcoef(kept[:, :1000:4].ravel(), kept[:, 1:1000:4].ravel())[0, 1]
+    assert abs(corr) < 0.015  # 5 sigma for 100,000 pairs
+
+
+def test_dropout_mask_is_reproducible_from_the_seed_and_fresh_on_each_call():
+    from core.backend import dropout_mask
+
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    first = dropout_mask(a, (5, 7), 0.6, np.float64, np)
+    assert np.array_equal(first, dropout_mask(b, (5, 7), 0.6, np.float64, np))
+    assert not np.array_equal(first, dropout_mask(a, (5, 7), 0.6, np.float64, np))
+    assert first.dtype == np.float64
+
+
+def test_dropout_mask_from_another_generator_compares_float_uniforms():
+    """CuPy's generators take the generic path: one float uniform per decision. A NumPy
+    generator behind a plain object stands in for one here (CuPy cannot import)."""
+    from core.backend import dropout_mask
+
+    class Uniforms:
+        def __init__(self, seed):
+            self.rng = np.random.default_rng(seed)
+
+        def random(self, shape, dtype):
+            return self.rng.random(shape, dtype=dtype)
+
+    D = dropout_mask(Uniforms(4), (300, 300), 0.75, np.float32, np)
+    expected = (np.random.default_rng(4).random((300, 300), dtype=np.float32) < 0.75) / np.float32(0.75)
+    np.testing.assert_array_equal(D, expected.astype(np.float32))
+
 def test_backward_applies_the_forward_dropout_mask():
     rng = np.random.default_rng(0)
     params = _params([3, 8, 6, 3], seed=2)
