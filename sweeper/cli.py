@@ -229,8 +229,11 @@ def ui(tracking_uri: str | None, host: str, port: int) -> None:
     if not uri.startswith(("sqlite:", "file:", "postgresql", "mysql")) and "://" in uri:
         raise UserError(f"{uri} is a tracking server already; open it in a browser instead")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    # MLflow's GenAI job runner (a runner and four huey consumer processes) serves nothing
+    # a sweep logs; it stays off unless the user's environment turns it on.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     click.echo(f"MLflow UI on http://{host}:{port}  (Ctrl-C stops it)")
-    os.execv(sys.executable, cmd)
+    os.execve(sys.executable, cmd, env)
 
 
 @main.command()

@@ -61,7 +61,12 @@ class Server:
             "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
             "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1",
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        # MLflow's GenAI job runner (four huey consumers) is not used here and only slows
+        # every start; deploy/tracking-server.sh turns it off too.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
+        )
         wait_for_http(f"{self.uri}/health", self.proc)
 
     def stop(self) -> None:

@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 
+import psutil
+
 from servers import free_port, wait_for_http
 
 
@@ -30,6 +32,9 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
     try:
         body = wait_for_http(f"http://127.0.0.1:{port}/health", proc).decode()
         assert body is not None and "OK" in body
+        # MLflow's GenAI job runner is not started: no huey consumers under the UI.
+        children = [" ".join(c.cmdline()) for c in psutil.Process(proc.pid).children(recursive=True)]
+        assert children and not [c for c in children if "huey" in c or "_job_runner" in c], children
         other = _own_address()
         if other:  # bound to loopback: the machine's own outside address is refused
             with socket.socket() as s:
