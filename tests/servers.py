@@ -48,6 +48,13 @@ def stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
         proc.wait()
 
 
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a test's `mlflow server`: this one, with MLflow's GenAI job
+    runner (four huey consumers, unused here, slowing every start) off, as
+    deploy/tracking-server.sh has it; then ``extra``."""
+    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(extra or {})}
+
+
 class Server:
     """A real `mlflow server` on 127.0.0.1 that a test can stop and start again."""
 
@@ -61,11 +68,8 @@ class Server:
             "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
             "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1",
         ]
-        # MLflow's GenAI job runner (four huey consumers) is not used here and only slows
-        # every start; deploy/tracking-server.sh turns it off too.
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=server_env()
         )
         wait_for_http(f"{self.uri}/health", self.proc)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import os
 import subprocess
 import sys
 import urllib.error
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
-from servers import free_port, stop_group, wait_for_http
+from servers import free_port, server_env, stop_group, wait_for_http
 
 from sweeper.cli import main
 
@@ -44,7 +43,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
 @contextlib.contextmanager
 def server(cmd: list[str], log: Path, port: int, env: dict[str, str] | None = None):
     """Runs a server in its own process group; stops the whole group afterwards."""
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
+    env = server_env(env)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
