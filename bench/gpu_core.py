@@ -50,34 +50,35 @@ PACK_TRIALS = 8
 
 def gpu_modules(device: str):
     """``(xp, torch device, lines to print)``, or exits 2 naming what is missing."""
-    problems, lines = [], []
+    problems = []
     try:
         import torch
     except ImportError:
         torch = None
         problems.append("PyTorch is not installed")
+    xp = np
+    if device != "cpu":
+        from core.backend import get_array_module
+
+        try:
+            xp = get_array_module("gpu")
+        except RuntimeError as exc:
+            problems.append(str(exc))
+        if torch is not None and not torch.cuda.is_available():
+            problems.append(f"torch {torch.__version__} sees no CUDA device")
+    if problems:
+        needs = "a GPU" if device != "cpu" else "PyTorch"
+        print(f"gpu_core needs {needs}: " + "; ".join(problems) + " (--device cpu checks the script)")
+        raise SystemExit(2)
     if device == "cpu":
         return np, "cpu", ["--device cpu: NumPy and PyTorch on the CPU (a check of this script)"]
-    from core.backend import get_array_module
-
-    xp = None
-    try:
-        xp = get_array_module("gpu")
-    except RuntimeError as exc:
-        problems.append(str(exc))
-    if torch is not None and not torch.cuda.is_available():
-        problems.append(f"torch {torch.__version__} sees no CUDA device")
-    if problems:
-        print("gpu_core needs a GPU: " + "; ".join(problems) + " (--device cpu checks the script)")
-        raise SystemExit(2)
     props = xp.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-    lines.append(
+    return xp, "cuda", [
         f"GPU: {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB, {props['multiProcessorCount']} SMs; "
         f"CuPy {xp.__version__} (CUDA runtime {xp.cuda.runtime.runtimeGetVersion()}), "
         f"torch {torch.__version__} (CUDA {torch.version.cuda})"
-    )
-    return xp, "cuda", lines
+    ]
 
 
 def sync(xp) -> None:
