@@ -27,6 +27,10 @@
 #                                 is a PBKDF2 hash, ~0.5 s of CPU: uncached, every MLflow
 #                                 call of a sweep pays it. A changed or revoked password
 #                                 is honoured after at most this long; 0 turns the cache off.
+#   SWEEPER_SERVER_STORE (auto)   auto: store runs through sweeper's store where sweeper is
+#                                 installed in $PYTHON (MLflow's SQL store with each log_batch
+#                                 in one transaction: about half the server CPU a trial costs;
+#                                 a sqlite file goes into WAL mode). off: MLflow's own store.
 #   PYTHON                        (python3)
 set -euo pipefail
 
@@ -46,6 +50,8 @@ SECRETS="${MLFLOW_SECRETS_DIR:-$HOME/.config/sweeper/mlflow}"
   && die "MLFLOW_BACKEND_STORE_URI holds a password; move it to PGPASSWORD or ~/.pgpass"
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || die "MLFLOW_WORKERS must be a whole number >= 1, not '$WORKERS'"
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "MLFLOW_THREADS must be a whole number >= 1, not '$THREADS'"
+[[ "${SWEEPER_SERVER_STORE:-auto}" =~ ^(auto|off)$ ]] \
+  || die "SWEEPER_SERVER_STORE must be auto or off, not '${SWEEPER_SERVER_STORE}'"
 [[ "$ALLOWED_HOSTS" == "*" ]] && die "MLFLOW_ALLOWED_HOSTS='*' turns off the Host check; name the hosts"
 "$PYTHON" -c 'import mlflow, flask_wtf' 2>/dev/null || die "$PYTHON needs mlflow[auth]: pip install 'mlflow[auth]'"
 if [[ "$MLFLOW_BACKEND_STORE_URI" == postgresql* ]]; then
@@ -86,9 +92,19 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:
 # (uvicorn #3149). MLflow takes --allowed-hosts only with uvicorn, so the Host allow-list
 # goes to the same check through its environment variable.
 export MLFLOW_SERVER_ALLOWED_HOSTS="$ALLOWED_HOSTS"
-echo "tracking-server: MLflow on http://$HOST:$PORT (allowed hosts: $ALLOWED_HOSTS), basic auth, user '$MLFLOW_AUTH_ADMIN_USERNAME'" >&2
+# Runs go through sweeper's store (sweeper/serverstore.py) when MLflow can find it: the
+# `sweeper:` prefix picks it from MLflow's tracking-store plugins. The model registry and
+# the user store take the database URI as it is.
+STORE_URI="$MLFLOW_BACKEND_STORE_URI" STORE="MLflow's store"
+if [[ "${SWEEPER_SERVER_STORE:-auto}" == auto ]] && "$PYTHON" -c '
+import sys
+from importlib.metadata import entry_points
+sys.exit(not any(e.name == "sweeper" for e in entry_points(group="mlflow.tracking_store")))' 2>/dev/null; then
+  STORE_URI="sweeper:$MLFLOW_BACKEND_STORE_URI" STORE="sweeper's store"
+fi
+echo "tracking-server: MLflow on http://$HOST:$PORT (allowed hosts: $ALLOWED_HOSTS), basic auth, user '$MLFLOW_AUTH_ADMIN_USERNAME', runs in $STORE" >&2
 "$PYTHON" -m mlflow server --app-name basic-auth \
-  --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" \
+  --backend-store-uri "$STORE_URI" --registry-store-uri "$MLFLOW_BACKEND_STORE_URI" \
   --artifacts-destination "$MLFLOW_ARTIFACTS_DESTINATION" \
   --host "$HOST" --port "$PORT" --workers "$WORKERS" \
   --gunicorn-opts "--worker-class gthread --threads $THREADS" &

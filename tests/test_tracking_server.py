@@ -119,6 +119,7 @@ def test_tracking_server_script_keeps_sweeps_in_postgres(postgres, write_grid, t
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password_file.read_text().strip())
         submit_and_check(grid, url, artifacts, tmp_path)
+    assert "runs in sweeper's store" in (tmp_path / "server.log").read_text()  # sweeper/serverstore.py
 
     import psycopg
 
