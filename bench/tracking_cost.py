@@ -26,9 +26,11 @@ and the weights as ``weights.npz``, logged as a nested run under a sweep run. Wa
 on two stores: a sqlite file (``sqlite:///...``), and a real ``mlflow server`` on a free
 127.0.0.1 port over HTTP (started here as a subprocess with a sqlite backend and proxied
 artifacts, run as deploy/tracking-server.sh runs it: MLflow's Flask app on one gunicorn
-worker with 4 threads; stopped at the end). Then the same ``log_trial`` on that server and
-on a plain ``mlflow server`` (MLflow's default: its FastAPI app on uvicorn, one worker),
-the two taking turns trial by trial (``--skip-plain-server`` skips it). Stores and experiments are
+worker with 4 threads, runs stored through sweeper's store (``sweeper:`` URI,
+sweeper/serverstore.py); stopped at the end). Then the same ``log_trial`` on that server,
+on the same server with MLflow's own store, and on a plain ``mlflow server`` (MLflow's
+default: its FastAPI app on uvicorn, one worker, MLflow's store), taking turns trial by
+trial (``--skip-plain-server`` skips it). Stores and experiments are
 created before the clock. Times are per trial: medians over the calls; CPU is this
 process's (the client's) and, over HTTP, the server's process group's, per trial.
 
@@ -246,12 +248,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+GTHREAD = ["--gunicorn-opts", "--worker-class gthread --threads 4"]
 SERVERS = {
-    # deploy/tracking-server.sh and local-cluster.sh: MLflow's Flask app on gunicorn threads
-    "deploy": ["--gunicorn-opts", "--worker-class gthread --threads 4"],
+    # deploy/tracking-server.sh and local-cluster.sh: MLflow's Flask app on gunicorn threads,
+    # runs through sweeper's store (sweeper/serverstore.py: each log_batch one transaction)
+    "deploy": ("sweeper", GTHREAD),
+    # the same server on MLflow's own SQL store (SWEEPER_SERVER_STORE=off)
+    "deploy, MLflow's store": ("mlflow", GTHREAD),
     # plain `mlflow server`: MLflow's FastAPI app on uvicorn. With 2+ workers every
     # kept-alive request waits ~43 ms on a delayed ACK (uvicorn #3149), so 1.
-    "uvicorn": [],
+    "uvicorn": ("mlflow", []),
 }
 
 
@@ -261,6 +267,8 @@ def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0, backen
     """``mlflow server`` on a free loopback port in its own process group, run as ``kind``
     of :data:`SERVERS` says; yields its URL and the group's id."""
     port = free_port()
+    store, options = SERVERS[kind]
+    database = backend or f"sqlite:///{folder / 'server.db'}"
     cmd = [
         sys.executable,
         "-m",
@@ -271,12 +279,14 @@ def mlflow_server(folder: Path, workers: int = 1, timeout: float = 150.0, backen
         "--port",
         str(port),
         "--backend-store-uri",
-        backend or f"sqlite:///{folder / 'server.db'}",
+        f"sweeper:{database}" if store == "sweeper" else database,
+        "--registry-store-uri",
+        database,
         "--artifacts-destination",
         str(folder / "artifacts"),
         "--workers",
         str(workers),
-        *SERVERS[kind],
+        *options,
     ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = folder / "server.log"
@@ -398,15 +408,17 @@ def compare_servers(servers: dict[str, tuple[str, int]], spec, result, trials: i
     rows, med = [], {}
     for kind in servers:
         lo, med[kind] = _common.summary(times[kind])
-        rows.append([kind, " ".join(SERVERS[kind]) or "(MLflow's default)", trials, med[kind], lo,
-                     cpu[kind] * 1e3 / trials])
-    print("-- the same trials, one at a time, on the server as deploy/ runs it and on a plain "
-          "`mlflow server` --")
-    print(_common.table(["server", "options", "trials", "median ms/trial", "min ms/trial",
+        store, options = SERVERS[kind]
+        rows.append([kind, "sweeper's" if store == "sweeper" else "MLflow's", " ".join(options) or "(MLflow's default)",
+                     trials, med[kind], lo, cpu[kind] * 1e3 / trials])
+    print("-- the same trials, one at a time, on the server as deploy/ runs it, on that server with "
+          "MLflow's own store, and on a plain `mlflow server`, taking turns --")
+    print(_common.table(["server", "store", "options", "trials", "median ms/trial", "min ms/trial",
                          "server CPU ms/trial"], rows))
-    if {"deploy", "uvicorn"} <= set(servers):
-        print(f"deploy's server / plain mlflow server: {med['deploy'] / med['uvicorn']:.2f}x the time, "
-              f"{cpu['deploy'] / max(cpu['uvicorn'], 1e-9):.2f}x the server CPU")
+    for other in servers:
+        if other != "deploy" and "deploy" in servers:
+            print(f"deploy's server / {other}: {med['deploy'] / med[other]:.2f}x the time, "
+                  f"{cpu['deploy'] / max(cpu[other], 1e-9):.2f}x the server CPU")
     print(flush=True)
 
 
@@ -441,7 +453,7 @@ def main() -> None:
     ap.add_argument("--stores", default="sqlite,http", help="comma-separated: sqlite, http")
     ap.add_argument("--server-workers", type=int, default=1, help="gunicorn workers of the tracking server")
     ap.add_argument("--skip-plain-server", action="store_true",
-                    help="skip the comparison with a plain `mlflow server` (uvicorn)")
+                    help="skip the comparison with MLflow's own store and a plain `mlflow server` (uvicorn)")
     ap.add_argument("--sweep-trials", type=int, default=16, help="trials of the in-a-sweep run (0: skip)")
     args = ap.parse_args()
     importlib.import_module("mlflow")  # it sets its loggers' level on import: quiet them after
@@ -463,14 +475,17 @@ def main() -> None:
             report("sqlite", measure(uri, spec, result, args.trials, args.naive_trials))
         if "http" in stores:
             (tmp / "server").mkdir()
-            (tmp / "plain").mkdir()
+            folders = {kind: tmp / f"server{i}" for i, kind in enumerate(SERVERS)}
+            for folder in folders.values():
+                folder.mkdir()
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
             with contextlib.ExitStack() as stack:
-                url, pgid = stack.enter_context(mlflow_server(tmp / "server", args.server_workers))
+                url, pgid = stack.enter_context(mlflow_server(folders["deploy"], args.server_workers))
                 report("http", measure(url, spec, result, args.trials, args.naive_trials, pgid))
                 if not args.skip_plain_server:
-                    plain = stack.enter_context(mlflow_server(tmp / "plain", 1, kind="uvicorn"))
-                    compare_servers({"deploy": (url, pgid), "uvicorn": plain}, spec, result, args.trials)
+                    others = {kind: stack.enter_context(mlflow_server(folders[kind], 1, kind=kind))
+                              for kind in SERVERS if kind != "deploy"}
+                    compare_servers({"deploy": (url, pgid), **others}, spec, result, args.trials)
                 if args.sweep_trials:
                     in_sweep({"sqlite": "", "http": url}, args.sweep_trials, tmp)
         elif args.sweep_trials and "sqlite" in stores:

@@ -129,3 +129,18 @@ def test_tracking_server_script_keeps_sweeps_in_postgres(postgres, write_grid, t
             "WHERE t.key = 'sweeper.kind' AND t.value = 'trial'"
         ).fetchone()
     assert n == N_TRIALS  # the runs live in PostgreSQL
+
+
+def test_tracking_server_script_names_a_bad_store_choice(tmp_path):
+    env = server_env({
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
+        "MLFLOW_SECRETS_DIR": str(tmp_path / "secrets"),
+        "SWEEPER_SERVER_STORE": "fast",
+        "PYTHON": sys.executable,
+    })
+    out = subprocess.run(["bash", str(ROOT / "deploy" / "tracking-server.sh")], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "SWEEPER_SERVER_STORE must be auto or off, not 'fast'" in out.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # nothing started
