@@ -59,13 +59,13 @@ class BatchSqlStore(SqlAlchemyStore):
             done = self._write_batch(session, run_id, metrics, params)
             if not done:
                 session.rollback()
-        if not done:  # a metric row the run already has: MLflow's path skips those
+        if not done:  # MLflow's path skips the rows the run has already
             return super().log_batch(run_id, metrics, params, tags)
         if tags:
             self._set_tags(run_id, tags)  # MLflow's, in a transaction of its own as in its log_batch
 
     def _write_batch(self, session: Any, run_id: str, metrics: Sequence[Any], params: Sequence[Any]) -> bool:
-        """Writes the params and metrics; False where a metric row is in the store already
+        """Writes the params and metrics; False where a row clashes with one in the store
         (the session must then be rolled back)."""
         connection = session.connection()
         if params:
@@ -96,9 +96,11 @@ class BatchSqlStore(SqlAlchemyStore):
                 rows.append(row)
         try:
             insert_many(connection, SqlMetric.__table__, COLUMNS["metrics"], rows)
+            self._update_latest(connection, run_id, rows, SqlLatestMetric.__table__)
         except sqlalchemy.exc.IntegrityError:
+            # A metric row the run has already, or a latest-metric row that another batch
+            # for the same run inserted meanwhile: MLflow's log_batch recovers from both.
             return False
-        self._update_latest(connection, run_id, rows, SqlLatestMetric.__table__)
         return True
 
     @staticmethod
