@@ -95,12 +95,19 @@ export MLFLOW_SERVER_ALLOWED_HOSTS="$ALLOWED_HOSTS"
 # Runs go through sweeper's store (sweeper/serverstore.py) when MLflow can find it: the
 # `sweeper:` prefix picks it from MLflow's tracking-store plugins. The model registry and
 # the user store take the database URI as it is.
+# It is used where it is installed as MLflow's plugin and loads against this MLflow.
 STORE_URI="$MLFLOW_BACKEND_STORE_URI" STORE="MLflow's store"
-if [[ "${SWEEPER_SERVER_STORE:-auto}" == auto ]] && "$PYTHON" -c '
+if [[ "${SWEEPER_SERVER_STORE:-auto}" == off ]]; then
+  STORE="MLflow's store (SWEEPER_SERVER_STORE=off)"
+elif "$PYTHON" -c '
 import sys
 from importlib.metadata import entry_points
-sys.exit(not any(e.name == "sweeper" for e in entry_points(group="mlflow.tracking_store")))' 2>/dev/null; then
+if not any(e.name == "sweeper" for e in entry_points(group="mlflow.tracking_store")):
+    sys.exit(1)
+import sweeper.serverstore' 2>/dev/null; then
   STORE_URI="sweeper:$MLFLOW_BACKEND_STORE_URI" STORE="sweeper's store"
+else
+  STORE="MLflow's store (sweeper's store does not load in $PYTHON)"
 fi
 echo "tracking-server: MLflow on http://$HOST:$PORT (allowed hosts: $ALLOWED_HOSTS), basic auth, user '$MLFLOW_AUTH_ADMIN_USERNAME', runs in $STORE" >&2
 "$PYTHON" -m mlflow server --app-name basic-auth \

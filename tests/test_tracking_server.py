@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -144,3 +145,26 @@ def test_tracking_server_script_names_a_bad_store_choice(tmp_path):
     assert out.returncode == 1
     assert "SWEEPER_SERVER_STORE must be auto or off, not 'fast'" in out.stderr
     assert not (tmp_path / "mlflow.db").exists()  # nothing started
+
+
+def test_tracking_server_script_falls_back_to_mlflows_store_when_sweepers_does_not_load(tmp_path):
+    # The plugin is installed, but its store does not import (as with an MLflow whose
+    # internals moved): a sitecustomize on the server's path blocks the module.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "sitecustomize.py").write_text("import sys\nsys.modules['sweeper.serverstore'] = None\n")
+    port = free_port()
+    db = tmp_path / "mlflow.db"
+    env = {
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{db}",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
+        "MLFLOW_SECRETS_DIR": str(tmp_path / "secrets"),
+        "MLFLOW_PORT": str(port),
+        "PYTHONPATH": str(shadow),
+        "PYTHON": sys.executable,
+    }
+    log = tmp_path / "server.log"
+    with server(["bash", str(ROOT / "deploy" / "tracking-server.sh")], log, port, env):
+        assert "runs in MLflow's store (sweeper's store does not load in" in log.read_text()
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # MLflow's own
