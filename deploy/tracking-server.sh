@@ -92,10 +92,9 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:
 # (uvicorn #3149). MLflow takes --allowed-hosts only with uvicorn, so the Host allow-list
 # goes to the same check through its environment variable.
 export MLFLOW_SERVER_ALLOWED_HOSTS="$ALLOWED_HOSTS"
-# Runs go through sweeper's store (sweeper/serverstore.py) when MLflow can find it: the
-# `sweeper:` prefix picks it from MLflow's tracking-store plugins. The model registry and
-# the user store take the database URI as it is.
-# It is used where it is installed as MLflow's plugin and loads against this MLflow.
+# Runs go through sweeper's store (sweeper/serverstore.py) where it is installed as
+# MLflow's tracking-store plugin and loads against this MLflow: the `sweeper:` prefix picks
+# it. The model registry and the user store take the database URI as it is.
 STORE_URI="$MLFLOW_BACKEND_STORE_URI" STORE="MLflow's store"
 if [[ "${SWEEPER_SERVER_STORE:-auto}" == off ]]; then
   STORE="MLflow's store (SWEEPER_SERVER_STORE=off)"

@@ -107,7 +107,6 @@ class BatchSqlStore(SqlAlchemyStore):
     def _update_latest(connection: Any, run_id: str, rows: Sequence[tuple], table: Any) -> None:
         """The run's latest metrics: each key's row highest in (step, timestamp, value),
         MLflow's order, over what the store has and what this batch adds."""
-
         best: dict[str, tuple] = {}
         for row in rows:
             cur = best.get(row[0])
