@@ -66,3 +66,25 @@ def test_trials_spread_over_the_nodes_of_a_cluster(three_nodes, write_grid, trac
     used = _node_ids(tracking_uri)
     assert set(used) <= cluster_nodes, f"trials ran outside the cluster: {used}"
     assert len(set(used)) >= 2, f"every trial ran on one node: {used}"
+
+
+def test_one_task_per_slot_where_the_head_runs_no_trials(three_nodes):
+    """A driver on a head with no CPU (KubeRay's layout) keeps one task per slot in
+    flight; on a head that runs trials, two (sweeper/runner.py's docstring says why)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from sweeper.runner import RunOptions, _tasks_per_slot
+
+    ray.init(address=three_nodes.address, log_to_driver=False, logging_level="WARNING")
+    assert _tasks_per_slot(RunOptions()) == 2
+    ray.shutdown()
+    bare_head = Cluster(initialize_head=True, head_node_args=dict(NODE_ARGS, num_cpus=0, include_dashboard=False))
+    try:
+        bare_head.add_node(**NODE_ARGS)
+        bare_head.wait_for_nodes()
+        ray.init(address=bare_head.address, log_to_driver=False, logging_level="WARNING")
+        assert _tasks_per_slot(RunOptions()) == 1
+    finally:
+        ray.shutdown()
+        bare_head.shutdown()

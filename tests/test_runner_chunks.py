@@ -68,7 +68,12 @@ def test_a_free_slot_gets_its_next_task_before_the_driver_records_a_result(ray_l
     def echo(chunk):
         return [chunk[0]]
 
-    for options, expected in ((RunOptions(), [3, 4, 5, 6, 6, 6]), (RunOptions(timeout_s=60.0), [2, 3, 4, 5, 6, 6])):
+    cases = (
+        (RunOptions(), 2, [3, 4, 5, 6, 6, 6]),
+        (RunOptions(timeout_s=60.0), 2, [2, 3, 4, 5, 6, 6]),
+        (RunOptions(), 1, [2, 3, 4, 5, 6, 6]),  # a driver on a node that cannot run trials
+    )
+    for options, per_slot, expected in cases:
         submitted: list[int] = []
         seen: list[tuple[int, int]] = []  # (result, tasks submitted by then)
         running: list[int] = []
@@ -78,8 +83,16 @@ def test_a_free_slot_gets_its_next_task_before_the_driver_records_a_result(ray_l
             return echo.remote(chunk)
 
         _stream([[i] for i in range(6)], submit, 1, options,
-                lambda r: seen.append((r, len(submitted))), running.append)
+                lambda r: seen.append((r, len(submitted))), running.append, per_slot)
         assert submitted == list(range(6))
         assert sorted(r for r, _ in seen) == list(range(6))
-        assert [n for _, n in seen] == expected, options
+        assert [n for _, n in seen] == expected, (options, per_slot)
         assert max(running) == 1 and running[-1] == 0  # queued tasks are not counted as running
+
+
+def test_two_tasks_per_slot_where_the_drivers_node_runs_trials(ray_local):
+    from sweeper.runner import _tasks_per_slot
+
+    assert _tasks_per_slot(RunOptions()) == 2  # the local Ray: 2 CPUs
+    assert _tasks_per_slot(RunOptions(cpus_per_trial=4)) == 1
+    assert _tasks_per_slot(RunOptions(gpus_per_trial=0.5)) == 1  # no GPU here
