@@ -290,11 +290,12 @@ def _execute_ray(trials, data, options, on_result, on_running) -> int:
 def _tasks_per_slot(options: RunOptions) -> int:
     """2 where the driver's own node can run a trial, else 1 (see the module's docstring).
 
-    Measured on one 2-core machine (16 trials of ~1 s, 3 alternating rounds): a cluster
-    of a head with no CPU and two 1-CPU nodes ran its trial phase 2-7% faster with one
-    task per slot, and with 0.4 s tasks the driver's CPU fell from 10-12% to 4% of a core
-    and each worker raylet's from 6-9% to 3%. With a head that has a CPU, two per slot
-    were 1.5-6% faster and cost no such CPU.
+    Measured on one 2-core machine (16 trials of ~1 s, the depths alternating): a cluster
+    of a head with no CPU and two 1-CPU nodes ran its trial phase faster with one task
+    per slot in 6 of 7 rounds (by 2-12%), and with 0.4 s tasks the driver's CPU fell from
+    9-12% to 4% of a core and each worker raylet's from 6-9% to 3%. With a head that has
+    a CPU, two per slot were 1.5-6% faster in 3 of 3 rounds and cost no such CPU.
+    (bench/README.md, "What changed in this round", item 2.)
     """
     import ray
 
