@@ -15,15 +15,23 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
 from sweeper import storeplugin
+from sweeper.newstore import seed_sqlite_store
 from sweeper.serverstore import BatchSqlStore
 
 T0 = 1_700_000_000_000
 
 
+def sqlite_uri(path):
+    """A new sqlite store's URI, the file copied from sweeper's template (no migrations to wait for)."""
+    uri = f"sqlite:///{path}"
+    seed_sqlite_store(uri)
+    return uri
+
+
 def stores(tmp_path):
     """MLflow's store and sweeper's, each on its own sqlite file."""
-    mlflow_store = SqlAlchemyStore(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "a1"))
-    ours = storeplugin.build(f"sweeper:sqlite:///{tmp_path / 'sweeper.db'}", str(tmp_path / "a2"))
+    mlflow_store = SqlAlchemyStore(sqlite_uri(tmp_path / "mlflow.db"), str(tmp_path / "a1"))
+    ours = storeplugin.build("sweeper:" + sqlite_uri(tmp_path / "sweeper.db"), str(tmp_path / "a2"))
     return {"mlflow": mlflow_store, "sweeper": ours}
 
 
@@ -132,7 +140,7 @@ def test_the_registry_finds_the_store_and_sqlite_keeps_a_write_ahead_log(tmp_pat
     from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 
     db = tmp_path / "served.db"
-    store = _tracking_store_registry.get_store(f"sweeper:sqlite:///{db}", str(tmp_path / "artifacts"))
+    store = _tracking_store_registry.get_store("sweeper:" + sqlite_uri(db), str(tmp_path / "artifacts"))
     assert isinstance(store, BatchSqlStore)
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
