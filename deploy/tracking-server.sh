@@ -30,7 +30,8 @@
 #   SWEEPER_SERVER_STORE (auto)   auto: store runs through sweeper's store where sweeper is
 #                                 installed in $PYTHON (MLflow's SQL store with each log_batch
 #                                 in one transaction: about half the server CPU a trial costs;
-#                                 a sqlite file goes into WAL mode). off: MLflow's own store.
+#                                 a sqlite file goes into WAL mode). off: MLflow's own store,
+#                                 as also where MLflow's job runner is turned on.
 #   PYTHON                        (python3)
 set -euo pipefail
 
@@ -98,6 +99,9 @@ export MLFLOW_SERVER_ALLOWED_HOSTS="$ALLOWED_HOSTS"
 STORE_URI="$MLFLOW_BACKEND_STORE_URI" STORE="MLflow's store"
 if [[ "${SWEEPER_SERVER_STORE:-auto}" == off ]]; then
   STORE="MLflow's store (SWEEPER_SERVER_STORE=off)"
+elif [[ "${MLFLOW_SERVER_ENABLE_JOB_EXECUTION,,}" =~ ^(true|1)$ ]]; then
+  # MLflow's job store reads the backend URI as a plain database URI
+  STORE="MLflow's store (MLflow's job runner is on)"
 elif "$PYTHON" -c '
 import sys
 from importlib.metadata import entry_points

@@ -39,8 +39,8 @@ from .sqlstore import COLUMNS, insert_many
 class BatchSqlStore(SqlAlchemyStore):
     """MLflow's SQL store with ``log_batch`` in one transaction."""
 
-    def __init__(self, db_uri: str, default_artifact_root: str):
-        super().__init__(db_uri, default_artifact_root)
+    def __init__(self, db_uri: str, default_artifact_root: str, read_db_uri: str | None = None):
+        super().__init__(db_uri, default_artifact_root, read_db_uri=read_db_uri)
         if self.db_type == SQLITE:
             _write_ahead_logging(self.engine)
 

@@ -56,4 +56,10 @@ def build(store_uri: str, artifact_uri: str | None = None) -> Any:
         artifact_uri = os.environ.get(utils._SERVER_ARTIFACT_ROOT_ENV_VAR, utils.DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
     from .serverstore import BatchSqlStore
 
-    return BatchSqlStore(inner, artifact_uri)
+    # as MLflow's server builder: the read replica `mlflow server` was given, if any
+    return BatchSqlStore(inner, artifact_uri, read_db_uri=os.environ.get(READ_REPLICA_ENV) or None)
+
+
+READ_REPLICA_ENV = "_MLFLOW_SERVER_READ_REPLICA_BACKEND_STORE"
+"""Where ``mlflow server --read-replica-backend-store-uri`` leaves its URI for the store
+(``mlflow.server.constants.READ_REPLICA_BACKEND_STORE_URI_ENV_VAR``)."""

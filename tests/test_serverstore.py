@@ -159,3 +159,15 @@ def test_importing_mlflow_does_not_import_the_store():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_the_store_reads_from_the_replica_mlflow_server_was_given(tmp_path, monkeypatch):
+    from mlflow.server.constants import READ_REPLICA_BACKEND_STORE_URI_ENV_VAR
+
+    assert storeplugin.READ_REPLICA_ENV == READ_REPLICA_BACKEND_STORE_URI_ENV_VAR  # MLflow's name for it
+    replica = sqlite_uri(tmp_path / "replica.db")
+    monkeypatch.setenv(READ_REPLICA_BACKEND_STORE_URI_ENV_VAR, replica)
+    store = storeplugin.build("sweeper:" + sqlite_uri(tmp_path / "primary.db"), str(tmp_path / "artifacts"))
+    assert store.read_engine is not None and str(store.read_engine.url) == replica
+    monkeypatch.delenv(READ_REPLICA_BACKEND_STORE_URI_ENV_VAR)
+    assert storeplugin.build("sweeper:" + sqlite_uri(tmp_path / "other.db"), str(tmp_path / "a")).read_engine is None

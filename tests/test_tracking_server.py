@@ -168,3 +168,26 @@ def test_tracking_server_script_falls_back_to_mlflows_store_when_sweepers_does_n
         assert "runs in MLflow's store (sweeper's store does not load in" in log.read_text()
     with contextlib.closing(sqlite3.connect(db)) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # MLflow's own
+
+
+def test_tracking_server_script_keeps_mlflows_store_when_mlflows_job_runner_is_on(tmp_path):
+    # MLflow's job store takes the backend URI as a plain database URI, so a `sweeper:`
+    # URI would break MLflow's GenAI jobs: the script says so and keeps MLflow's store.
+    env = server_env({
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
+        "MLFLOW_SECRETS_DIR": str(tmp_path / "secrets"),
+        "MLFLOW_PORT": str(free_port()),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "True",
+        "PYTHON": sys.executable,
+    })
+    proc = subprocess.Popen(["bash", str(ROOT / "deploy" / "tracking-server.sh")], env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        line = ""
+        while "MLflow on http" not in line:  # the line the script prints before it starts MLflow
+            line = proc.stderr.readline()
+            assert line, "the script ended before its startup line"
+    finally:
+        stop_group(proc)
+    assert "runs in MLflow's store (MLflow's job runner is on)" in line
