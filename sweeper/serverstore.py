@@ -33,7 +33,7 @@ from mlflow.utils.validation import (
     _validate_run_id,
 )
 
-from .sqlstore import COLUMNS, insert_many
+from .sqlstore import COLUMNS, insert_many, latest_rows, metric_rows_for, recency
 
 
 class BatchSqlStore(SqlAlchemyStore):
@@ -87,13 +87,7 @@ class BatchSqlStore(SqlAlchemyStore):
                         [(p.key, p.value, run_id) for p in params if p.key not in existing])
         if not metrics:
             return True
-        rows, seen = [], set()
-        for m in metrics:  # duplicates in the batch dropped, as MLflow does
-            is_nan, value = self.sanitize_metric_value(m.value)
-            row = (m.key, value, m.timestamp, m.step, is_nan, run_id)
-            if row not in seen:
-                seen.add(row)
-                rows.append(row)
+        rows = metric_rows_for(run_id, metrics, self)  # sanitized, duplicates dropped, as MLflow does
         try:
             insert_many(connection, SqlMetric.__table__, COLUMNS["metrics"], rows)
             self._update_latest(connection, run_id, rows, SqlLatestMetric.__table__)
@@ -107,26 +101,19 @@ class BatchSqlStore(SqlAlchemyStore):
     def _update_latest(connection: Any, run_id: str, rows: Sequence[tuple], table: Any) -> None:
         """The run's latest metrics: each key's row highest in (step, timestamp, value),
         MLflow's order, over what the store has and what this batch adds."""
-        best: dict[str, tuple] = {}
-        for row in rows:
-            cur = best.get(row[0])
-            if cur is None or (row[3], row[2], row[1]) > (cur[3], cur[2], cur[1]):
-                best[row[0]] = row
+        best = {row[0]: row for row in latest_rows(rows)}
         keys = sorted(best)
         stored: dict[str, tuple] = {}
         for i in range(0, len(keys), 500):  # MLflow's chunk of keys per query
             query = (
-                sqlalchemy.select(table.c.key, table.c.value, table.c.timestamp, table.c.step)
+                sqlalchemy.select(table.c.key, table.c.value, table.c.timestamp, table.c.step)  # rows as recency() reads them
                 .where(table.c.run_uuid == run_id, table.c.key.in_(keys[i:i + 500]))
                 .order_by(table.c.key)
                 .with_for_update()  # as MLflow: the rows stay ours until the commit
             )
             stored.update((r[0], r) for r in connection.execute(query).all())
         new = [best[k] for k in keys if k not in stored]
-        changed = [
-            best[k] for k in keys
-            if k in stored and (best[k][3], best[k][2], best[k][1]) > (stored[k][3], stored[k][2], stored[k][1])
-        ]
+        changed = [best[k] for k in keys if k in stored and recency(best[k]) > recency(stored[k])]
         insert_many(connection, table, COLUMNS["latest_metrics"], new)
         if changed:
             b = sqlalchemy.bindparam

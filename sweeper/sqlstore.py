@@ -138,13 +138,13 @@ class SqlRunWriter:
             RunStatus.to_string(RunStatus.from_string(rec.status)), rec.start_ms, rec.end_ms,
             None, "", LifecycleStage.ACTIVE, artifact_uri, int(self.experiment_id),
         )
-        metric_rows = _metric_rows(run_id, rec.metrics, self.store)
+        metric_rows = metric_rows_for(run_id, rec.metrics, self.store)
         return {"artifact_uri": artifact_uri, "tables": [
             (m.SqlRun, [run]),
             (m.SqlTag, [(t.key, t.value, run_id) for t in tags]),
             (m.SqlParam, [(p.key, p.value, run_id) for p in params]),
             (m.SqlMetric, metric_rows),
-            (m.SqlLatestMetric, _latest(metric_rows)),
+            (m.SqlLatestMetric, latest_rows(metric_rows)),
         ]}
 
     def _log_artifacts(self, artifact_uri: str, files: dict[str, bytes]) -> None:
@@ -269,7 +269,7 @@ def _one_per_key(metrics: Sequence[Any]) -> list[Any]:
     return list(first.values())
 
 
-def _metric_rows(run_id: str, metrics: Sequence[Any], store: Any) -> list[tuple[Any, ...]]:
+def metric_rows_for(run_id: str, metrics: Sequence[Any], store: Any) -> list[tuple[Any, ...]]:
     """Rows for the metrics table (``COLUMNS["metrics"]``), duplicates dropped, as MLflow's
     ``log_batch`` does.
 
@@ -291,11 +291,17 @@ def _metric_rows(run_id: str, metrics: Sequence[Any], store: Any) -> list[tuple[
     return rows
 
 
-def _latest(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Each key's latest metric row: highest (step, timestamp, value), MLflow's own order."""
+def recency(row: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+    """A metric row's (step, timestamp, value): MLflow's order for the latest metric. The
+    row starts (key, value, timestamp, step), as ``COLUMNS["metrics"]`` does."""
+    return row[3], row[2], row[1]
+
+
+def latest_rows(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Each key's latest metric row: the first highest in :func:`recency`, as MLflow keeps it."""
     best: dict[str, tuple[Any, ...]] = {}
     for row in rows:
         cur = best.get(row[0])
-        if cur is None or (row[3], row[2], row[1]) > (cur[3], cur[2], cur[1]):
+        if cur is None or recency(row) > recency(cur):
             best[row[0]] = row
     return list(best.values())
