@@ -35,6 +35,19 @@ ensemble: {method: none}
 """
 N_TRIALS = 4
 START_TIMEOUT = 150
+SCRIPT = ROOT / "deploy" / "tracking-server.sh"
+
+
+def script_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """deploy/tracking-server.sh's settings: a sqlite store, artifacts and secrets under
+    ``tmp_path``; then ``extra``."""
+    return {
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
+        "MLFLOW_SECRETS_DIR": str(tmp_path / "secrets"),
+        "PYTHON": sys.executable,
+        **extra,
+    }
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -98,19 +111,16 @@ def test_tracking_server_script_keeps_sweeps_in_postgres(postgres, write_grid, t
     port = free_port()
     artifacts = tmp_path / "artifacts"
     secrets_dir = tmp_path / "secrets"
-    env = {
-        "MLFLOW_BACKEND_STORE_URI": f"postgresql+psycopg://{user}@{host}:{pg_port}/{db}",
-        "PGPASSWORD": pg_password,
-        "MLFLOW_ARTIFACTS_DESTINATION": str(artifacts),
-        "MLFLOW_PORT": str(port),
-        "MLFLOW_WORKERS": "1",
-        "MLFLOW_SECRETS_DIR": str(secrets_dir),
-        "PYTHON": sys.executable,
-    }
+    env = script_env(
+        tmp_path,
+        MLFLOW_BACKEND_STORE_URI=f"postgresql+psycopg://{user}@{host}:{pg_port}/{db}",
+        PGPASSWORD=pg_password,
+        MLFLOW_PORT=str(port),
+        MLFLOW_WORKERS="1",
+    )
     for name in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
-    script = ROOT / "deploy" / "tracking-server.sh"
-    with server(["bash", str(script)], tmp_path / "server.log", port, env) as url:
+    with server(["bash", str(SCRIPT)], tmp_path / "server.log", port, env) as url:
         # the script generated the admin password into a private file
         password_file = secrets_dir / "admin_password"
         assert password_file.stat().st_mode & 0o077 == 0
@@ -133,14 +143,8 @@ def test_tracking_server_script_keeps_sweeps_in_postgres(postgres, write_grid, t
 
 
 def test_tracking_server_script_names_a_bad_store_choice(tmp_path):
-    env = server_env({
-        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
-        "MLFLOW_SECRETS_DIR": str(tmp_path / "secrets"),
-        "SWEEPER_SERVER_STORE": "fast",
-        "PYTHON": sys.executable,
-    })
-    out = subprocess.run(["bash", str(ROOT / "deploy" / "tracking-server.sh")], env=env,
+    env = server_env(script_env(tmp_path, SWEEPER_SERVER_STORE="fast"))
+    out = subprocess.run(["bash", str(SCRIPT)], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "SWEEPER_SERVER_STORE must be auto or off, not 'fast'" in out.stderr
@@ -155,16 +159,9 @@ def test_tracking_server_script_falls_back_to_mlflows_store_when_sweepers_does_n
     (shadow / "sitecustomize.py").write_text("import sys\nsys.modules['sweeper.serverstore'] = None\n")
     port = free_port()
     db = tmp_path / "mlflow.db"
-    env = {
-        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{db}",
-        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
-        "MLFLOW_SECRETS_DIR": str(tmp_path / "secrets"),
-        "MLFLOW_PORT": str(port),
-        "PYTHONPATH": str(shadow),
-        "PYTHON": sys.executable,
-    }
+    env = script_env(tmp_path, MLFLOW_PORT=str(port), PYTHONPATH=str(shadow))
     log = tmp_path / "server.log"
-    with server(["bash", str(ROOT / "deploy" / "tracking-server.sh")], log, port, env):
+    with server(["bash", str(SCRIPT)], log, port, env):
         assert "runs in MLflow's store (sweeper's store does not load in" in log.read_text()
     with contextlib.closing(sqlite3.connect(db)) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # MLflow's own
@@ -173,15 +170,8 @@ def test_tracking_server_script_falls_back_to_mlflows_store_when_sweepers_does_n
 def test_tracking_server_script_keeps_mlflows_store_when_mlflows_job_runner_is_on(tmp_path):
     # MLflow's job store takes the backend URI as a plain database URI, so a `sweeper:`
     # URI would break MLflow's GenAI jobs: the script says so and keeps MLflow's store.
-    env = server_env({
-        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
-        "MLFLOW_SECRETS_DIR": str(tmp_path / "secrets"),
-        "MLFLOW_PORT": str(free_port()),
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "True",
-        "PYTHON": sys.executable,
-    })
-    proc = subprocess.Popen(["bash", str(ROOT / "deploy" / "tracking-server.sh")], env=env, text=True,
+    env = server_env(script_env(tmp_path, MLFLOW_PORT=str(free_port()), MLFLOW_SERVER_ENABLE_JOB_EXECUTION="True"))
+    proc = subprocess.Popen(["bash", str(SCRIPT)], env=env, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         line = ""
