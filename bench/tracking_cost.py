@@ -118,7 +118,7 @@ def log_per_value(tracker, sweep_run_id: str, result) -> None:
     """The same record as ``log_trial``, one client call per value."""
     from mlflow.entities import Metric
 
-    from sweeper.tracking import _trial_metrics, param_strings
+    from sweeper.runcontent import param_strings, trial_metrics
 
     client = tracker.client
     tags = {
@@ -132,7 +132,7 @@ def log_per_value(tracker, sweep_run_id: str, result) -> None:
     ).info.run_id
     for key, value in param_strings(result.trial.params()).items():
         client.log_param(run_id, key, value)
-    for m in _trial_metrics(result):
+    for m in trial_metrics(result):
         assert isinstance(m, Metric)
         client.log_metric(run_id, m.key, m.value, m.timestamp, m.step)
     buf = io.BytesIO()

@@ -92,7 +92,7 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
     """Run every trial of GRID that has no result yet, log it to MLflow and rank it."""
     from .runner import NoGpuError, RunOptions
     from .sweep import submit as run_sweep
-    from .tracking import TrackingUnreachable
+    from .trackinguri import TrackingUnreachable
 
     the_plan = _load(grid)
     spec = the_plan.spec
@@ -223,7 +223,7 @@ def gradcheck(grid: str, examples: int) -> None:
 @click.option("--port", default=5000, show_default=True)
 def ui(tracking_uri: str | None, host: str, port: int) -> None:
     """Open MLflow's UI on the sweeps' store."""
-    from .tracking import resolve_tracking_uri
+    from .trackinguri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     if not uri.startswith(("sqlite:", "file:", "postgresql", "mysql")) and "://" in uri:

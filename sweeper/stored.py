@@ -11,7 +11,8 @@ from typing import Any
 
 from .finalize import Shipped
 from .ranking import Row, leaderboard
-from .tracking import KIND_TAG, SWEEP_TAG, Tracker, resolve_tracking_uri
+from .tracking import KIND_TAG, SWEEP_TAG, Tracker
+from .trackinguri import resolve_tracking_uri
 
 
 class StoredSweepError(LookupError):

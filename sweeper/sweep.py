@@ -16,7 +16,8 @@ from .journal import DEFAULT_JOURNAL, Journal, TrialLogger
 from .ranking import Entry, Row, format_csv, group_key, leaderboard
 from .results import TrialResult
 from .runner import RunOptions, data_key, ensure_ray, execute, resolve_device
-from .tracking import Tracker, param_strings
+from .runcontent import param_strings
+from .tracking import Tracker
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.splits import PreparedData
@@ -179,7 +180,7 @@ def sync_all(tracking_uri: str | None, journal: Journal, tracker: Tracker | None
         journal: Where the results wait.
         tracker: An open tracker to reuse for its own experiment.
     """
-    from .tracking import resolve_tracking_uri
+    from .trackinguri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     trackers = {tracker.experiment_name: tracker} if tracker else {}

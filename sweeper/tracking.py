@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import socket
 import tempfile
@@ -22,20 +21,22 @@ import numpy as np
 
 from .newstore import seed_sqlite_store
 from .reststore import RestRunWriter, batches
+from .runcontent import (
+    HISTORY_POINTS,
+    SERVER_HISTORY_POINTS,
+    finite,
+    history_csv,
+    param_strings,
+    param_value,
+    trial_metrics,
+)
 from .sqlstore import RunRecord, SqlRunWriter
+from .trackinguri import check_reachable, experiment_location, resolve_tracking_uri
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ranking import Entry
     from .results import TrialResult
     from .spec import SweepSpec
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-HISTORY_POINTS = 200
-"""Most points kept per history metric; longer histories are thinned evenly."""
-SERVER_HISTORY_POINTS = 25
-"""The same on a tracking server, where every metric row costs the server about 0.15 ms
-of CPU on top of about 40 ms a run (five requests): 500 values would triple a trial's
-cost. The run's ``history.csv`` keeps every epoch either way."""
 
 KIND_TAG = "sweeper.kind"
 DIGEST_TAG = "sweeper.digest"
@@ -76,86 +77,6 @@ def _driver_gone(driver: str | None) -> bool:
     except PermissionError:
         return False
     return False
-
-
-class TrackingUnreachable(ConnectionError):
-    """The tracking server does not answer."""
-
-
-def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
-    """Fails fast when a tracking server is down, before any trial starts.
-
-    MLflow's client retries for minutes against a server that is away; a sweep should
-    instead say so at once.
-
-    Raises:
-        TrackingUnreachable: An http(s) tracking URI whose ``/health`` does not answer.
-    """
-    if not tracking_uri.startswith(("http://", "https://")):
-        return
-    import urllib.error
-    import urllib.request
-
-    url = tracking_uri.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            return
-    except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403):  # behind authentication: it is up
-            return
-        raise TrackingUnreachable(f"{url} answered HTTP {exc.code}") from None
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingUnreachable(f"no answer from {url}: {reason}") from None
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    """The tracking URI to use: the argument, else ``MLFLOW_TRACKING_URI``, else ./mlflow.db."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def _artifact_root(tracking_uri: str) -> str | None:
-    """Artifacts beside a local sqlite store, so that `mlflow ui` on that store finds them."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None  # a tracking server or other store chooses its own artifact root
-    db = Path(tracking_uri[len("sqlite:///"):]).resolve()
-    return (db.parent / "mlartifacts").as_uri()
-
-
-def thin_steps(n: int, keep: int = HISTORY_POINTS, must: Iterable[int] = ()) -> list[int]:
-    """Evenly spaced step indices of a history of ``n`` points, first and last included.
-
-    Args:
-        n: History length.
-        keep: Most indices to return (plus any in ``must``).
-        must: Indices always kept, such as the best epoch.
-    """
-    if n <= keep:
-        return list(range(n))
-    steps = {int(round(i * (n - 1) / (keep - 1))) for i in range(keep)}
-    steps.update(i for i in must if 0 <= i < n)
-    return sorted(steps)
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def param_strings(params: dict[str, Any]) -> dict[str, str]:
-    """Params as MLflow stores them (strings; lists as JSON)."""
-    return {k: _param_value(v) for k, v in params.items()}
-
-
-def _param_value(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return json.dumps(list(value))
-    if value is None:
-        return "null"
-    return str(value)
 
 
 class Tracker:
@@ -206,7 +127,7 @@ class Tracker:
             if exp.lifecycle_stage == "deleted":
                 self.client.restore_experiment(exp.experiment_id)
             return exp.experiment_id
-        return self.client.create_experiment(name, artifact_location=_experiment_location(self.tracking_uri, name))
+        return self.client.create_experiment(name, artifact_location=experiment_location(self.tracking_uri, name))
 
     # -- reading ---------------------------------------------------------------------
 
@@ -279,7 +200,7 @@ class Tracker:
             "seeds": spec.seeds,
             "baseline_error": spec.baseline_error,
             "dataset": json.dumps(dict(spec.dataset), default=str),
-            "split": _param_value(spec.split),
+            "split": param_value(spec.split),
             "n_trials": n_trials,
             "n_skipped": n_skipped,
             **extra,
@@ -388,7 +309,7 @@ class Tracker:
         return RunRecord(
             run_name=trial.label(), start_ms=result.started_ms, end_ms=result.ended_ms,
             status=_MLFLOW_STATUS[result.status], tags=tags, params=param_strings(trial.params()),
-            metrics=list(_trial_metrics(result, self.history_points)), artifacts=artifacts,
+            metrics=list(trial_metrics(result, self.history_points)), artifacts=artifacts,
         )
 
     def _senders(self) -> ThreadPoolExecutor:
@@ -437,7 +358,7 @@ class Tracker:
         now = int(time.time() * 1000)
         from mlflow.entities import Metric
 
-        ms = [Metric(k, v, now, 0) for k, v in metrics.items() if _finite(v) is not None]
+        ms = [Metric(k, v, now, 0) for k, v in metrics.items() if finite(v) is not None]
         if ms:
             self.client.log_batch(run_id, metrics=ms)
         for name, text in files.items():
@@ -447,7 +368,7 @@ class Tracker:
     def _log_batch(self, run_id: str, params: dict[str, Any] | None = None, metrics: Sequence[Any] = ()) -> None:
         from mlflow.entities import Param
 
-        ps = [Param(k, _param_value(v)) for k, v in (params or {}).items()]
+        ps = [Param(k, param_value(v)) for k, v in (params or {}).items()]
         for chunk_params, chunk_metrics in batches(ps, metrics):
             self.client.log_batch(run_id, metrics=chunk_metrics, params=chunk_params, synchronous=True)
 
@@ -474,59 +395,3 @@ def entry_from_run(run: Any) -> "Entry":
         seed=int(params.get("seed", 0)),
         params=dict(params),
     )
-
-
-def _experiment_location(tracking_uri: str, name: str) -> str | None:
-    root = _artifact_root(tracking_uri)
-    if root is None:
-        return None
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return f"{root}/{safe}"
-
-
-def history_csv(history: dict[str, Sequence[float]]) -> bytes:
-    """A trial's whole history as CSV: an ``epoch`` column, then one per metric.
-
-    Values are written exactly (``repr``); a metric shorter than the rest leaves its
-    later cells empty.
-    """
-    keys = list(history)
-    rows = [",".join(["epoch", *keys])]
-    for epoch in range(max((len(v) for v in history.values()), default=0)):
-        cells = [repr(float(history[k][epoch])) if epoch < len(history[k]) else "" for k in keys]
-        rows.append(",".join([str(epoch), *cells]))
-    return ("\n".join(rows) + "\n").encode()
-
-
-def _trial_metrics(result: "TrialResult", keep: int = HISTORY_POINTS) -> Iterator[Any]:
-    """History with the epoch as step, then the final values.
-
-    Finals share keys with the history (``dev_error``) and are logged one step past the
-    last epoch, so MLflow's latest value of a key is the final one (the restored best
-    weights' under early stopping) and the curve stays browsable in the UI.
-    """
-    from mlflow.entities import Metric
-
-    ts = result.ended_ms
-    out = result.outcome
-    finals: dict[str, Any] = {"train_seconds": result.seconds}
-    last = 0
-    if out is not None:
-        last = out.epochs_run
-        for key, series in out.history.items():
-            for step in thin_steps(len(series), keep, must=(out.best_epoch,)):
-                value = _finite(series[step])
-                if value is not None:
-                    yield Metric(key, value, ts, step)
-        finals.update(
-            train_error=out.train_error,
-            dev_error=out.dev_error,
-            train_cost=out.train_cost,
-            n_params=out.n_params,
-            best_epoch=out.best_epoch,
-            epochs_run=out.epochs_run,
-        )
-    for key, value in finals.items():
-        value = _finite(value)
-        if value is not None:
-            yield Metric(key, value, ts, last)

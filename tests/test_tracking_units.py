@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 
 from sweeper.progress import Progress
-from sweeper.tracking import resolve_tracking_uri, thin_steps
+from sweeper.runcontent import thin_steps
+from sweeper.trackinguri import resolve_tracking_uri
 
 
 def test_short_histories_are_kept_whole():
