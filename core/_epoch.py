@@ -169,11 +169,11 @@ def run_epoch(net, data, config, keep_probs, optimizer, mask_rng, rng, xp) -> tu
             else:
                 loss, dZ = _loss_and_dlogits(logits, T, xp)
                 term = loss * m
-            if penalty:
-                term = term + m * _penalty(params, config.lambd, config.l1, m, xp)
+            if penalty:  # J's penalty, lambd / (2 m_all) sum ||W||^2, in every step's cost
+                term = term + m * _penalty(params, config.lambd, config.l1, m_all, xp)
             b.terms[step] = term
             _backward_from_dlogits(
-                params, cache, dZ, config.lambd, config.l1, config.activation, xp, ws
+                params, cache, dZ, config.lambd, config.l1, config.activation, xp, ws, m_all
             )
             for l, dW in enumerate(dWs):
                 b.norms[step, l] = xp.vdot(dW, dW)

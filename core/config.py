@@ -39,8 +39,11 @@ class TrainConfig:
         activation: Hidden-layer activation, one of ``ACTIVATION_NAMES``.
         initializer: Weight initializer, one of ``INITIALIZER_NAMES``.
         init_scale: Multiplier of N(0, 1) for the ``random`` initializer.
-        lambd: L2 strength; the cost gains ``lambd / (2m) * sum ||W||^2``.
-        l1: L1 strength; the cost gains ``l1 / m * sum |W|``.
+        lambd: L2 strength; the cost gains ``lambd / (2m) * sum ||W||^2``, with m the
+            number of training examples at every batch size (each minibatch step's
+            weight decay is ``lambd / m * W``), so a lambda means the same whatever
+            ``batch_size`` is.
+        l1: L1 strength; the cost gains ``l1 / m * sum |W|``, m as for ``lambd``.
         keep_prob: Inverted-dropout keep probability, one for every hidden layer or one
             per hidden layer. 1.0 switches dropout off.
         optimizer: One of ``OPTIMIZER_NAMES``.

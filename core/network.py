@@ -212,6 +212,7 @@ def cost(
     l1: float,
     n_classes: int,
     xp: Any = np,
+    m_train: int | None = None,
 ) -> float:
     """Cross-entropy of the logits plus the L2 and L1 penalties on the weights.
 
@@ -219,10 +220,12 @@ def cost(
         logits: Output of ``forward``, ``m x 1`` or ``m x K``.
         y: Class indices, shape ``(m,)``.
         params: The network's parameters, for the penalties.
-        lambd: L2 strength: adds ``lambd / (2m) * sum ||W||^2``.
-        l1: L1 strength: adds ``l1 / m * sum |W|``.
+        lambd: L2 strength: adds ``lambd / (2 m_train) * sum ||W||^2``.
+        l1: L1 strength: adds ``l1 / m_train * sum |W|``.
         n_classes: Number of classes ``K``.
         xp: Array module.
+        m_train: The training set's size, for a minibatch's share of the whole cost;
+            defaults to ``m``, the rows of ``logits``.
 
     Returns:
         The cost as a Python float; huge finite logits give a huge finite cost, silently.
@@ -235,7 +238,7 @@ def cost(
         raise ValueError(f"{n_classes} classes need {n_out} logit column(s), got {logits.shape[1]}")
     m = logits.shape[0]
     T = targets(y, n_out, logits.dtype, xp)
-    return float(_data_loss(logits, T, xp) + _penalty(params, lambd, l1, m, xp))
+    return float(_data_loss(logits, T, xp) + _penalty(params, lambd, l1, m_train or m, xp))
 
 
 def _backward_from_dlogits(
@@ -247,12 +250,17 @@ def _backward_from_dlogits(
     activation: str,
     xp: Any,
     ws: Workspace | None = None,
+    m_train: int | None = None,
 ) -> dict[str, Any]:
     """Backpropagates ``dZ`` (the cost's gradient with respect to the logits).
 
-    With a workspace the gradients are written into ``ws.grads`` (and returned).
+    With a workspace the gradients are written into ``ws.grads`` (and returned). The
+    penalties' gradients are ``lambd / m_train * W`` and ``l1 / m_train * sign(W)``, with
+    ``m_train`` the training set's size (default: this batch's), so a minibatch's step
+    follows the whole cost ``J``, whatever the batch size.
     """
     m = cache["A"][0].shape[0]
+    m_train = m if m_train is None else m_train
     n_layers = len(params) // 2
     names = layer_names(n_layers)
     out = rows_of(ws, m, n_layers)
@@ -263,9 +271,9 @@ def _backward_from_dlogits(
         W = params[W_name]
         dW = xp.matmul(A[l - 1].T, dZ, out=None if ws is None else ws.grads[dW_name])
         if lambd:
-            dW += (lambd / m) * W
+            dW += (lambd / m_train) * W
         if l1:
-            dW += (l1 / m) * xp.sign(W)
+            dW += (l1 / m_train) * xp.sign(W)
         grads[dW_name] = dW
         if ws is None:
             grads[db_name] = dZ.sum(axis=0, keepdims=True)
@@ -287,6 +295,7 @@ def backward(
     l1: float,
     activation: str,
     xp: Any = np,
+    m_train: int | None = None,
 ) -> dict[str, Any]:
     """Gradients of ``cost`` with respect to every parameter.
 
@@ -294,10 +303,11 @@ def backward(
         params: The parameters the forward pass used.
         cache: The cache ``forward`` returned (its dropout masks are applied here).
         y: Class indices, shape ``(m,)``.
-        lambd: L2 strength; adds ``lambd / m * W`` to each ``dW``.
-        l1: L1 strength; adds ``l1 / m * sign(W)`` to each ``dW``.
+        lambd: L2 strength; adds ``lambd / m_train * W`` to each ``dW``.
+        l1: L1 strength; adds ``l1 / m_train * sign(W)`` to each ``dW``.
         activation: The hidden activation the forward pass used.
         xp: Array module.
+        m_train: As for ``cost``; defaults to the batch's ``m``.
 
     Returns:
         ``{"dW1", "db1", ..., "dWL", "dbL"}``, each shaped like its parameter.
@@ -305,7 +315,7 @@ def backward(
     logits = cache["logits"]
     T = targets(y, logits.shape[1], logits.dtype, xp)
     _, dZ = _loss_and_dlogits(logits, T, xp)
-    return _backward_from_dlogits(params, cache, dZ, lambd, l1, activation, xp)
+    return _backward_from_dlogits(params, cache, dZ, lambd, l1, activation, xp, m_train=m_train)
 
 
 def _predict_from_logits(logits: Any, xp: Any, out: Any = None) -> Any:

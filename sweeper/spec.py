@@ -204,6 +204,10 @@ def trial_digest(config: TrainConfig, fingerprint: str, seed: int) -> str:
     settings give equal digests on every machine and Python version.
     """
     doc = {"config": config.to_params(), "data": fingerprint, "seed": int(seed)}
+    if (config.lambd or config.l1) and config.batch_size is not None:
+        # Minibatch steps once scaled L2 and L1 by the batch's size, not the training
+        # set's: trials that change meaning get a new identity, so no store reuses them.
+        doc["penalty_m"] = "training set"
     text = json.dumps(_canonical_json(doc), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

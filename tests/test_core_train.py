@@ -206,9 +206,10 @@ def test_history_matches_a_plain_minibatch_loop(n_classes, batch_size):
         for i in range(0, len(X), step):
             Xb, yb = X[perm[i : i + step]], y[perm[i : i + step]]
             logits, cache = forward(params, Xb, "relu")
-            costs.append(cost(logits, yb, params, config.lambd, config.l1, n_classes))
+            # A minibatch's share of J: the penalties divide by the training set's m.
+            costs.append(cost(logits, yb, params, config.lambd, config.l1, n_classes, m_train=len(X)))
             wrong += int(np.count_nonzero(predict(params, Xb, "relu") != yb))
-            grads = backward(params, cache, yb, config.lambd, config.l1, "relu")
+            grads = backward(params, cache, yb, config.lambd, config.l1, "relu", m_train=len(X))
             norms.append([np.linalg.norm(grads[f"dW{l}"]) for l in (1, 2, 3)])
             optimizer.step(params, grads)
         assert out.history["cost"][epoch] == pytest.approx(np.mean(costs), rel=1e-12)
@@ -218,6 +219,27 @@ def test_history_matches_a_plain_minibatch_loop(n_classes, batch_size):
                 np.mean([n[l - 1] for n in norms]), rel=1e-12
             )
     assert all(np.allclose(out.params[k], params[k], rtol=0, atol=1e-12) for k in params)
+
+
+def test_a_lambda_decays_the_weights_alike_at_every_batch_size():
+    """A step's weight decay is lambda / m_train * W, m_train the training set's size,
+    whatever the batch (also the short last one); the cost's penalty likewise."""
+    from core.initializers import init_params
+    from core.network import backward, cost, forward, layer_sizes
+
+    X, y, _, _ = _blobs(4, 200, n=3)
+    params = init_params(layer_sizes(3, (6,), 2), "he", np.random.default_rng(0), 0.01, "float64")
+    squares = sum(float(np.sum(params[k] ** 2)) for k in ("W1", "W2"))
+    for rows in (200, 64, 8, 1):
+        logits, cache = forward(params, X[:rows], "relu")
+        plain = backward(params, cache, y[:rows], 0.0, 0.0, "relu")
+        decayed = backward(params, cache, y[:rows], 0.7, 0.0, "relu", m_train=200)
+        for k in ("W1", "W2"):
+            np.testing.assert_allclose(decayed["d" + k] - plain["d" + k], 0.7 / 200 * params[k], atol=1e-15)
+        penalty = cost(logits, y[:rows], params, 0.7, 0.0, 2, m_train=200) - cost(
+            logits, y[:rows], params, 0.0, 0.0, 2
+        )
+        assert penalty == pytest.approx(0.7 / 400 * squares, rel=1e-9)
 
 
 def test_l2_shrinks_the_weights():

@@ -191,11 +191,24 @@ def test_derive_seed_uses_seed_sequence_of_root_and_repeat():
 
 
 def test_digest_is_sha256_hex_and_stable_across_versions():
-    config = TrainConfig(architecture=(10, 5), lambd=0.01, keep_prob=(1.0, 0.8))
+    config = TrainConfig(architecture=(10, 5), keep_prob=(1.0, 0.8))
     digest = trial_digest(config, "abc", 42)
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
-    # A golden value: a change here changes every stored trial's identity.
-    assert digest == "3f2f593e419853d8698d64a1a98f2094f7a06966d9b7698011a39c6f1a818c23"
+    # Golden values: a change here changes every stored trial's identity.
+    assert digest == "ea928eefb2551e7eb5514cbe69ac3942304223d8baf5ac57199579fd9e01e654"
+    full_batch = dataclasses.replace(config, lambd=0.01, batch_size=None)
+    assert trial_digest(full_batch, "abc", 42) == (
+        "cfa5b7b0a999943e60f8d855241d9762aff502ebb3413ad944fcdfa2041a9a2b"
+    )
+
+
+def test_minibatch_penalties_got_a_new_identity_when_their_m_became_the_training_sets():
+    # Before, a minibatch step divided lambda by its own size; the digest such a trial had
+    # then must not find its stored result now.
+    config = TrainConfig(architecture=(10, 5), lambd=0.01, keep_prob=(1.0, 0.8))
+    assert config.batch_size == 64
+    old = "3f2f593e419853d8698d64a1a98f2094f7a06966d9b7698011a39c6f1a818c23"
+    assert trial_digest(config, "abc", 42) != old
 
 
 def test_digest_ignores_how_equal_values_are_written():
