@@ -30,7 +30,8 @@ class GradCheckResult:
 
     Attributes:
         difference: ``||g - g_approx|| / (||g|| + ||g_approx||)`` over every parameter.
-        verdict: ``"fine"``, ``"look closer"`` or ``"bug"``.
+        verdict: ``"fine"``, ``"look closer"`` or ``"bug"`` (see ``verdict_for``), or
+            ``"inconclusive"`` where the weights of a layer before the output are all zero.
         worst_parameter: The parameter (``"W2"``, ``"b1"`` ...) with the largest
             ``||g - g_approx||``, where a bug most likely sits.
     """
@@ -38,6 +39,11 @@ class GradCheckResult:
     difference: float
     verdict: str
     worst_parameter: str
+
+
+INCONCLUSIVE = "inconclusive"
+"""The verdict where a hidden layer's weights are all zero: every hidden unit is the same
+and the hidden gradients are 0 on both sides, so a wrong backward pass would agree."""
 
 
 def verdict_for(difference: float) -> str:
@@ -122,9 +128,14 @@ def gradient_check(
         if denominator > 0
         else (0.0 if numerator == 0 else math.inf)
     )
+    n_layers = len(params) // 2
+    blind = any(not params[f"W{l}"].any() for l in range(1, n_layers))
+    verdict = verdict_for(difference)
     return GradCheckResult(
-        difference=difference, verdict=verdict_for(difference), worst_parameter=worst
+        difference=difference,
+        verdict=INCONCLUSIVE if blind and verdict == "fine" else verdict,
+        worst_parameter=worst,
     )
 
 
-__all__ = ["FINE", "LOOK_CLOSER", "GradCheckResult", "gradient_check", "verdict_for"]
+__all__ = ["FINE", "INCONCLUSIVE", "LOOK_CLOSER", "GradCheckResult", "gradient_check", "verdict_for"]

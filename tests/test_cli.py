@@ -72,6 +72,25 @@ def test_gradcheck_checks_each_structural_combination(write_grid):
     assert "Overall: fine" in result.output
 
 
+def test_gradcheck_catches_a_wrong_derivative_when_the_grid_starts_from_zeros(write_grid, monkeypatch):
+    import core.network
+
+    right = core.network._times_derivative
+
+    def wrong(dA, H, activation, xp, zeros):  # tanh' as 1 - A instead of 1 - A^2
+        if activation == "tanh":
+            return dA * (1.0 - xp.tanh(H))
+        return right(dA, H, activation, xp, zeros)
+
+    grid = SMALL.replace("activation: [relu, tanh]", "initializer: [zeros, he]").replace(
+        "architecture: [6]", "architecture: [6]\n  activation: tanh"
+    )
+    monkeypatch.setattr(core.network, "_times_derivative", wrong)
+    result = CliRunner().invoke(main, ["gradcheck", str(write_grid(grid))])
+    assert result.exit_code == 1, result.output
+    assert "Overall: bug" in result.output and "Traceback" not in result.output
+
+
 def test_local_mode_and_ray_give_bitwise_identical_metrics(ray_local, write_grid, tmp_path):
     grid = str(write_grid(SMALL))
     metrics = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.config import TrainConfig
+from core.config import TrainConfig, replace
 from core.gradcheck import GradCheckResult, gradient_check, verdict_for
 from core.network import backward as network_backward
 
@@ -65,12 +65,23 @@ def test_a_scaled_gradient_is_caught_and_located():
     assert result.worst_parameter == "W2"
 
 
-def test_zero_gradients_agree():
+def test_zero_weights_agree_but_are_inconclusive_even_for_a_wrong_backward_pass():
     X, y = _data(2)
-    config = TrainConfig(architecture=(3,), activation="relu", initializer="zeros")
+    config = TrainConfig(architecture=(3,), activation="tanh", initializer="zeros")
     result = gradient_check(config, X, y, 2, np.random.default_rng(0))
     assert isinstance(result, GradCheckResult)
-    assert result.difference < 2e-7
+    assert result.difference < 2e-7 and result.verdict == "inconclusive"
+
+    def doubles_hidden(params, cache, y, lambd, l1, activation, xp):
+        grads = network_backward(params, cache, y, lambd, l1, activation, xp)
+        grads["dW1"] = grads["dW1"] * 2.0  # 0 stays 0: the check cannot see it
+        return grads
+
+    broken = gradient_check(config, X, y, 2, np.random.default_rng(0), backward=doubles_hidden)
+    assert broken.verdict == "inconclusive"
+    xavier = gradient_check(replace(config, initializer="xavier"), X, y, 2, np.random.default_rng(0),
+                            backward=doubles_hidden)
+    assert xavier.verdict == "bug"
 
 
 @pytest.mark.parametrize(
