@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 RECIPES: dict[str, str] = {
@@ -12,8 +13,13 @@ RECIPES: dict[str, str] = {
         "more data, regularization (L2, dropout), another architecture"
     ),
     "fine": "ship it: bias and variance are both within tolerance",
+    "unknown": "no diagnosis: an error is not a finite number (see the trial's status)",
 }
 """Verdict -> what to try next."""
+
+
+_ROUNDING = 1e-12
+"""Error fractions are counts over a set's size; their differences carry float rounding."""
 
 
 @dataclass(frozen=True)
@@ -23,8 +29,8 @@ class Diagnosis:
     Attributes:
         avoidable_bias: Training error above the baseline (e.g. human-level) error.
         variance: Dev error above training error.
-        verdict: ``"high bias"``, ``"high variance"``, ``"high bias and high variance"``
-            or ``"fine"``.
+        verdict: ``"high bias"``, ``"high variance"``, ``"high bias and high variance"``,
+            ``"fine"``, or ``"unknown"`` where an error is NaN or infinite.
         recipe: What to try next, from ``RECIPES``.
     """
 
@@ -43,15 +49,19 @@ def diagnose(
         train_error: Training-set error, a fraction.
         dev_error: Dev-set error, a fraction.
         baseline_error: The best achievable error (human level, Bayes estimate).
-        tolerance: A gap above this is "high".
+        tolerance: A gap above this is "high"; one equal to it (up to rounding, as
+            0.10 - 0.08 is 0.020000000000000004) is not.
 
     Returns:
         The ``Diagnosis``.
     """
     avoidable_bias = train_error - baseline_error
     variance = dev_error - train_error
-    high_bias, high_variance = avoidable_bias > tolerance, variance > tolerance
-    if high_bias and high_variance:
+    limit = tolerance + _ROUNDING
+    high_bias, high_variance = avoidable_bias > limit, variance > limit
+    if not all(map(math.isfinite, (train_error, dev_error, baseline_error))):
+        verdict = "unknown"
+    elif high_bias and high_variance:
         verdict = "high bias and high variance"
     elif high_bias:
         verdict = "high bias"

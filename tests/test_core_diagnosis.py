@@ -35,3 +35,12 @@ def test_fine_within_tolerance():
 
 def test_a_gap_equal_to_the_tolerance_is_not_high():
     assert diagnose(train_error=0.25, dev_error=0.5, tolerance=0.25).verdict == "fine"
+    # 0.10 - 0.08 is 0.020000000000000004 in floating point: still equal to the tolerance.
+    assert diagnose(train_error=0.08, dev_error=0.10, baseline_error=0.08).verdict == "fine"
+    assert diagnose(train_error=0.08, dev_error=0.1001).verdict == "high bias and high variance"
+
+
+@pytest.mark.parametrize("train, dev", [(float("nan"), float("nan")), (0.1, float("inf")), (float("nan"), 0.2)])
+def test_errors_that_are_not_finite_get_no_diagnosis(train, dev):
+    d = diagnose(train_error=train, dev_error=dev)
+    assert d.verdict == "unknown" and "ship it" not in d.recipe
