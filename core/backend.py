@@ -95,20 +95,25 @@ def dropout_mask(mask_rng: Any, shape: tuple[int, ...], keep_prob: float, dtype:
     Args:
         mask_rng: What ``make_mask_rng`` returns (a NumPy or CuPy generator).
         shape: The activations' shape.
-        keep_prob: Keep probability, in (0, 1).
+        keep_prob: Keep probability, in (0, 1); at least 1/65,536 on NumPy.
         dtype: The mask's dtype (the activations').
         xp: Array module.
 
     On NumPy, where drawing the numbers is most of dropout's cost, each decision takes 16
     bits of the generator's raw 64-bit output (four decisions a draw) instead of a float
     uniform each: a quarter as many draws. ``p`` is then ``keep_prob`` rounded to a
-    multiple of 1/65,536 (within 8e-6 of it), and kept units are scaled by exactly
+    multiple of 1/65,536 (within 8e-6 of it; 1, keeping every unit, above
+    1 - 1/131,072), and kept units are scaled by exactly
     ``1 / p``, so the expected activation is unchanged. Elsewhere (CuPy) each decision
     compares a float uniform with ``keep_prob``.
     """
     if isinstance(mask_rng, np.random.Generator):
         n = math.prod(shape)
-        threshold = min(max(round(keep_prob * MASK_LEVELS), 1), MASK_LEVELS - 1)
+        threshold = round(keep_prob * MASK_LEVELS)
+        if not 0 < threshold <= MASK_LEVELS:
+            raise ValueError(f"keep_prob {keep_prob}: below 1/{MASK_LEVELS}, the finest step of a mask")
+        if threshold == MASK_LEVELS:  # nearer 1 than any other step: keep every unit
+            return np.ones(shape, dtype)
         bits = mask_rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n].reshape(shape)
         D = np.less(bits, threshold, out=np.empty(shape, dtype))
         D *= MASK_LEVELS / threshold

@@ -88,6 +88,20 @@ class TrainConfig:
         object.__setattr__(self, "architecture", tuple(int(n) for n in self.architecture))
         if isinstance(self.keep_prob, (list, tuple)):
             object.__setattr__(self, "keep_prob", tuple(float(p) for p in self.keep_prob))
+        # The shapes the core relies on; sweeper's grid schema checks every setting with
+        # YAML paths before a config is built, this catches direct use of the library.
+        problems = []
+        if any(n < 1 for n in self.architecture):
+            problems.append(f"architecture {self.architecture}: every layer needs >= 1 unit")
+        if isinstance(self.keep_prob, tuple) and len(self.keep_prob) != len(self.architecture):
+            problems.append(f"keep_prob {self.keep_prob}: one per hidden layer "
+                            f"({len(self.architecture)}) or a single number")
+        if not all(0.0 < p <= 1.0 for p in self.keep_probs()):
+            problems.append(f"keep_prob {self.keep_prob}: must lie in (0, 1]")
+        if self.batch_size is not None and self.batch_size < 1:
+            problems.append(f"batch_size {self.batch_size}: must be >= 1, or None for full batch")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def keep_probs(self) -> tuple[float, ...]:
         """The keep probability of each hidden layer, expanded from a single value."""

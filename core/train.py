@@ -114,6 +114,8 @@ def _prepare(
             raise ValueError(
                 f"{name} set: need X (m, n) with m > 0 and y (m,), got {X.shape} and {y_host.shape}"
             )
+        if not np.issubdtype(y_host.dtype, np.integer):
+            raise ValueError(f"{name} labels must be class indices (integers), got {y_host.dtype}")
         if y_host.min() < 0 or y_host.max() >= n_classes:
             raise ValueError(
                 f"{name} labels must lie in 0..{n_classes - 1}, got {y_host.min()}..{y_host.max()}"

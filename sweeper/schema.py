@@ -183,7 +183,7 @@ def rule(*anyof: Any, note: str = "", text: str = "") -> Rule:
     return Rule(tuple(anyof), note, text)
 
 
-_PROB = Num(0, 1, low_open=True)
+_KEEP = Num(0.001, 1)  # a mask decides in steps of 1/65,536; below 0.001 nothing is left to learn from
 _POS_INT = Num(1, integer=True)
 _POSITIVE = Num(0, low_open=True)
 _NONNEG = Num(0)
@@ -200,7 +200,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "init_scale": rule(_POSITIVE),
     "lambda": rule(_NONNEG),
     "l1": rule(_NONNEG),
-    "keep_prob": rule(_PROB, ListOf(_PROB), text="a number in (0, 1], one for all hidden layers "
+    "keep_prob": rule(_KEEP, ListOf(_KEEP), text="a number in [0.001, 1], one for all hidden layers "
                       "or a list with one per hidden layer"),
     "optimizer": rule(OneOf(OPTIMIZER_NAMES)),
     "learning_rate": rule(_POSITIVE),

@@ -140,7 +140,7 @@ def _keep_prob_lengths(ck: Checker, grid: dict, fixed: dict, exclude: list) -> N
         clash = [a for a in archs if len(a) != len(kp) and not any(
             r.get("keep_prob", kp) == kp and r.get("architecture", a) == a for r in pair_rules)]
         if clash:
-            meets = ", ".join(f"{show(a)} ({len(a)} hidden layers)" for a in clash)
+            meets = ", ".join(f"{show(a)} ({len(a)} hidden layer{'' if len(a) == 1 else 's'})" for a in clash)
             ck.add(path, f"got {show(kp)} ({len(kp)} values); it meets architecture {meets}; "
                    f"keep_prob must be {TRAIN_RULES['keep_prob'].describe()} (or exclude the pair)")
 

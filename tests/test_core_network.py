@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from core.activations import ACTIVATIONS, DERIVATIVES, _times_derivative
+from core.config import TrainConfig
 from core.initializers import INITIALIZERS, init_params
 from core.network import (
     backward,
@@ -205,6 +206,34 @@ def test_dropout_mask_is_reproducible_from_the_seed_and_fresh_on_each_call():
     assert np.array_equal(first, dropout_mask(b, (5, 7), 0.6, np.float64, np))
     assert not np.array_equal(first, dropout_mask(a, (5, 7), 0.6, np.float64, np))
     assert first.dtype == np.float64
+
+
+def test_dropout_mask_at_the_ends_of_its_16_bit_steps():
+    from core.backend import MASK_LEVELS, dropout_mask
+
+    rng = np.random.default_rng(0)
+    # Nearer 1 than 65535/65536: every unit kept, unscaled (not 65535/65536 and 1.0000153).
+    assert np.array_equal(dropout_mask(rng, (64, 64), 1 - 1 / (3 * MASK_LEVELS), np.float32, np),
+                          np.ones((64, 64), np.float32))
+    low = dropout_mask(rng, (64, 1024), 1 / MASK_LEVELS, np.float32, np)  # the smallest step
+    assert set(np.unique(low)) <= {0.0, float(MASK_LEVELS)}
+    with pytest.raises(ValueError, match="keep_prob 1e-06"):
+        dropout_mask(rng, (4, 4), 1e-6, np.float32, np)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(architecture=(4, 3), keep_prob=(0.9,)), "one per hidden layer"),
+        (dict(architecture=(4,), keep_prob=(0.9, 0.8)), "one per hidden layer"),
+        (dict(architecture=(4,), keep_prob=0.0), r"\(0, 1\]"),
+        (dict(architecture=(4, 0)), ">= 1 unit"),
+        (dict(architecture=(4,), batch_size=0), "batch_size 0"),
+    ],
+)
+def test_a_config_the_core_cannot_train_is_refused_when_built(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings)
 
 
 def test_dropout_mask_from_another_generator_compares_float_uniforms():

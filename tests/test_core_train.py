@@ -281,6 +281,12 @@ def test_float64_training_and_untouched_inputs():
     assert np.array_equal(X, X_before)
 
 
+def test_labels_that_are_not_class_indices_are_rejected():
+    X, y, Xd, yd = _blobs(2, 20)
+    with pytest.raises(ValueError, match="integers"):
+        train(TrainConfig(architecture=(3,)), X, y.astype(float), Xd, yd, 2, np.random.default_rng(0))
+
+
 def test_labels_outside_the_classes_are_rejected():
     X, y, Xd, yd = _blobs(9, 20, n_classes=3)
     with pytest.raises(ValueError, match="labels must lie in 0..1"):

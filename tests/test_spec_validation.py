@@ -51,13 +51,14 @@ grid:
   {key}: [{good}, {bad}]
 """
 
-KEEP = "a number in (0, 1], one for all hidden layers or a list with one per hidden layer"
+KEEP = "a number in [0.001, 1], one for all hidden layers or a list with one per hidden layer"
 ARCH = "a non-empty list of integers >= 1"
 NONNEG = "a finite number >= 0"
 POS = "a finite number > 0"
 
 BAD_SETTINGS = [
     ("keep_prob", "0", "0", KEEP),
+    ("keep_prob", "0.0005", "0.0005", KEEP),
     ("keep_prob", "1.5", "1.5", KEEP),
     ("keep_prob", ".nan", "nan", KEEP),
     ("keep_prob", '"0.5"', "'0.5'", KEEP),
