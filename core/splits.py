@@ -115,7 +115,8 @@ class Normalizer:
         if X.ndim != 2 or X.shape[0] == 0:
             raise ValueError(f"fit needs a non-empty (m, n) array; got shape {X.shape}")
         constant = X.max(axis=0) == X.min(axis=0)
-        return cls(X.mean(axis=0), np.where(constant, 1.0, X.std(axis=0)))
+        # A constant column's own value as its mean: the computed mean of 0.1s is not 0.1.
+        return cls(np.where(constant, X[0], X.mean(axis=0)), np.where(constant, 1.0, X.std(axis=0)))
 
     @classmethod
     def identity(cls, n: int) -> "Normalizer":

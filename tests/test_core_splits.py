@@ -93,6 +93,8 @@ def test_normalizer_fit_uses_mean_and_std_and_guards_constant_columns():
     assert out.dtype == np.float64 and np.isfinite(out).all()
     np.testing.assert_allclose(out[:, 1], 0.0)
     assert norm.transform(X, "float32").dtype == np.float32
+    tenths = np.full((7, 1), 0.1)  # their computed mean is 0.09999999999999999
+    assert np.array_equal(Normalizer.fit(tenths).transform(tenths), np.zeros((7, 1)))
 
 
 def test_identity_normalizer_changes_nothing():
