@@ -158,8 +158,8 @@ def _gradient_health(history: dict[str, list[float]], n_layers: int) -> str:
     if not norms[0]:
         return "ok"
     first, last = norms[0][0], norms[-1][0]
-    if first < VANISHING_RATIO * last or (first < 1e-10 and last >= 1e-10):
-        return "vanishing"
+    if first < VANISHING_RATIO * last or (first < 1e-10 and n_layers > 1):
+        return "vanishing"  # the second: no gradient reaches layer 1 (a dead or zeros net)
     return "ok"
 
 

@@ -113,6 +113,9 @@ def test_zeros_initialization_stays_at_ln2_and_warns_about_symmetry():
         "zeros initialization left the 10 units of hidden layer 1 identical"
     )
     assert "symmetry was never broken" in out.warnings[1]
+    # No gradient ever reaches a weight (relu(0) = 0 all the way up): not "ok".
+    assert all(v == 0 for k, v in out.history.items() if k.startswith("grad_norm") for v in v)
+    assert out.gradient_health == "vanishing"
 
 
 def test_huge_first_cost_of_a_wide_random_init_is_not_divergence():
