@@ -236,23 +236,28 @@ def _submit(the_plan: Plan, options: RunOptions, tracker: Tracker, t0: float, ec
     outcome = SweepOutcome(spec.name, tracker.tracking_uri, None, len(trials), len(trials) - len(todo))
     outcome.stale_marked = stale
     if not todo:
-        echo(f"All {len(trials)} trials of '{spec.name}' already have results: nothing to train.")
-        outcome.rows = leaderboard(tracker.trial_entries(t.digest for t in trials), spec.baseline_error)
-        outcome.wall_seconds = time.time() - t0
-        return outcome
-    if outcome.n_skipped:
+        again = _why_rank_again(tracker, spec, trials)
+        echo(f"All {len(trials)} trials of '{spec.name}' already have results: nothing to train"
+             + (f"; ranking them again, since {again}." if again else "."))
+        if not again:
+            outcome.rows = leaderboard(tracker.trial_entries(t.digest for t in trials), spec.baseline_error)
+            outcome.wall_seconds = time.time() - t0
+            return outcome
+    elif outcome.n_skipped:
         echo(f"{outcome.n_skipped} of {len(trials)} trials already have results; training the other {len(todo)}.")
     run_id = tracker.start_sweep(spec, len(todo), outcome.n_skipped, {
         "mode": "local" if options.local else "ray",
         "fingerprint": the_plan.fingerprint,
         "axes": json.dumps([k for k, _ in spec.grid]),
+        "ensemble": _ensemble_param(spec),
     })
     outcome.sweep_run_id = run_id
     tracker.client.log_text(run_id, json.dumps([t.digest for t in trials]), "trials.json")
     entries = tracker.trial_entries(t.digest for t in trials if t.digest in done)
     status = "FINISHED"
     try:
-        _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entries, progress_enabled)
+        if todo:
+            _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entries, progress_enabled)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -266,6 +271,40 @@ def _submit(the_plan: Plan, options: RunOptions, tracker: Tracker, t0: float, ec
         except Exception as exc:  # the store is away; the trials are safe in MLflow or the journal
             echo(f"Warning: could not close the sweep run {run_id}: {type(exc).__name__}: {str(exc)[:200]}")
     return outcome
+
+
+RANKED_TAG = "sweeper.ranked"
+"""On a sweep run whose ensembles, test errors and report were all made."""
+
+
+def _ensemble_param(spec: "SweepSpec") -> str:
+    return json.dumps(dataclasses.asdict(spec.ensemble), sort_keys=True)
+
+
+def _why_rank_again(tracker: Tracker, spec: "SweepSpec", trials: list["TrialSpec"]) -> str | None:
+    """Why a grid whose every trial has a result still needs ranking, or None.
+
+    Digests cover the training settings alone, so a changed ``ensemble`` section or
+    ``baseline_error``, a grid that lost points, or an earlier sweep that stopped before
+    its ensembles (the store was away) leave nothing to train but something to rank.
+    """
+    from .stored import sweep_digests
+    from .tracking import KIND_TAG
+
+    runs = tracker.search(f"tags.`{KIND_TAG}` = 'sweep'", order_by=["attributes.start_time DESC"])
+    last = next(iter(runs), None)
+    if last is None:
+        return "no sweep of this experiment ranked them"
+    params = last.data.params
+    if last.data.tags.get(RANKED_TAG) != "true":
+        return "the last sweep did not finish ranking them"
+    if params.get("ensemble") != _ensemble_param(spec):
+        return "the ensemble section changed"
+    if float(params.get("baseline_error", "nan")) != spec.baseline_error:
+        return "baseline_error changed"
+    if set(sweep_digests(tracker, last)) != {t.digest for t in trials}:
+        return "the last sweep ranked a different set of trials"
+    return None
 
 
 def _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entries, progress_enabled) -> None:
@@ -318,6 +357,7 @@ def _finish(the_plan: Plan, tracker: Tracker, run_id: str, outcome: SweepOutcome
         )
         tracker.client.log_text(run_id, html, "report.html")
         tracker.client.log_text(run_id, "\n".join(outcome.summary) + "\n", "summary.txt")
+        tracker.client.set_tag(run_id, RANKED_TAG, "true")
     except Exception as exc:  # the trials are safe in MLflow; say what went wrong
         outcome.finish_error = f"{type(exc).__name__}: {exc}"
         echo(f"Warning: ranking step failed after the trials were logged: {outcome.finish_error}")

@@ -99,6 +99,29 @@ def test_resubmitting_skips_finished_trials(submitted, tracking_uri):
     assert "Leaderboard" in again.output
 
 
+def test_a_changed_ensemble_or_baseline_ranks_again_without_training(submitted, tracking_uri):
+    grid, _ = submitted
+    client, _ = _runs(tracking_uri, "trial")
+    steps = [
+        (GRID + "ensemble: {method: top_k, k: 2}\n", "since the ensemble section changed", ["top_k"]),
+        (GRID + "ensemble: {method: top_k, k: 2}\nbaseline_error: 0.05\n", "since baseline_error changed",
+         ["top_k"]),
+        (GRID + "ensemble: {method: top_k, k: 2}\nbaseline_error: 0.05\n", None, []),  # as it was
+    ]
+    for text, reason, methods in steps:
+        grid.write_text(text)
+        before = {r.info.run_id for r in _runs(tracking_uri, "ensemble")[1]}
+        again = CliRunner().invoke(main, ["submit", str(grid), "--tracking-uri", tracking_uri])
+        assert again.exit_code == 0, again.output
+        assert "nothing to train" in again.output
+        assert (reason in again.output) if reason else ("ranking them again" not in again.output)
+        new = [r for r in _runs(tracking_uri, "ensemble")[1] if r.info.run_id not in before]
+        assert sorted(r.data.tags["sweeper.method"] for r in new if r.data.tags["sweeper.method"] != "single") == methods
+    assert len(_runs(tracking_uri, "trial")[1]) == 4  # nothing trained again
+    ranked = CliRunner().invoke(main, ["rank", "e2e", "--tracking-uri", tracking_uri])
+    assert "baseline error 0.05" in ranked.output and "top_k" in ranked.output
+
+
 def test_growing_a_grid_trains_only_the_new_points(submitted, tracking_uri):
     grid, _ = submitted
     grid.write_text(GRID.replace("lambda: [0, 0.1]", "lambda: [0, 0.1, 1.0]"))
