@@ -64,7 +64,11 @@ class RunOptions:
         return "gpu" if self.gpus_per_trial > 0 else "cpu"
 
 
-class NoGpuError(RuntimeError):
+class ResourceError(RuntimeError):
+    """A trial asks for more than where it would run can give."""
+
+
+class NoGpuError(ResourceError):
     """GPU trials were asked for where no GPU exists, and CPU fallback was not allowed."""
 
 
@@ -91,6 +95,29 @@ def resolve_device(options: RunOptions, echo: Callable[[str], None] | None = Non
         raise NoGpuError(f"{message}; set resources.allow_cpu_fallback: true to run on CPU instead")
     (echo or _stderr)(f"Warning: {message}; running every trial on CPU (resources.allow_cpu_fallback is true).")
     return dataclasses.replace(options, gpus_per_trial=0.0)
+
+
+def check_a_node_fits(options: RunOptions, echo: Callable[[str], None]) -> None:
+    """Refuses trials no node of a local Ray can hold, where Ray would wait for such a
+    node for ever; on a cluster, warns (an autoscaler may still add one).
+
+    Raises:
+        ResourceError: On a local Ray, no node has the CPUs and GPUs one trial asks for.
+    """
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)]
+    need = {"CPU": options.cpus_per_trial, "GPU": options.gpus_per_trial}
+    if any(all(r.get(k, 0) >= v for k, v in need.items()) for r in nodes):
+        return
+    biggest = max(nodes, key=lambda r: (r.get("CPU", 0), r.get("GPU", 0)), default={})
+    asked = " and ".join(f"resources.{k.lower()}s_per_trial {v:g}" for k, v in need.items() if v > 0)
+    has = " and ".join(f"{biggest.get(k, 0):g} {k}s" for k, v in need.items() if v > 0)
+    message = f"{asked} fits no node of the Ray cluster: the largest has {has}"
+    if options.address or os.environ.get("RAY_ADDRESS"):
+        echo(f"Warning: {message}; the trials wait until the cluster adds a node that big.")
+        return
+    raise ResourceError(f"{message}; ask for less, or give the local Ray more with --num-cpus")
 
 
 def _stderr(message: str) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from .journal import DEFAULT_JOURNAL, Journal, TrialLogger
 from .ranking import Entry, Row, format_csv, group_key, leaderboard
 from .results import TrialResult
-from .runner import RunOptions, data_key, ensure_ray, execute, resolve_device
+from .runner import RunOptions, check_a_node_fits, data_key, ensure_ray, execute, resolve_device
 from .runcontent import param_strings
 from .tracking import Tracker
 
@@ -163,6 +163,8 @@ def submit(
             tracker = opening.result()
     try:
         options = resolve_device(options, echo)
+        if not options.local:
+            check_a_node_fits(options, echo)
         return _submit(the_plan, options, tracker, t0, echo, progress_enabled, Journal(journal_dir))
     finally:
         tracker.close()

@@ -96,3 +96,21 @@ def test_two_tasks_per_slot_where_the_drivers_node_runs_trials(ray_local):
     assert _tasks_per_slot(RunOptions()) == 2  # the local Ray: 2 CPUs
     assert _tasks_per_slot(RunOptions(cpus_per_trial=4)) == 1
     assert _tasks_per_slot(RunOptions(gpus_per_trial=0.5)) == 1  # no GPU here
+
+
+def test_a_trial_no_node_can_hold_is_refused_on_a_local_ray_and_warned_on_a_cluster(ray_local, monkeypatch):
+    import pytest
+
+    from sweeper.runner import ResourceError, check_a_node_fits
+
+    said = []
+    too_big = RunOptions(cpus_per_trial=3)  # the fixture's Ray has one node of 2 CPUs
+    with pytest.raises(ResourceError, match=r"cpus_per_trial 3 fits no node .* largest has 2 CPUs"):
+        check_a_node_fits(too_big, said.append)
+    with pytest.raises(ResourceError, match=r"gpus_per_trial 0.5 fits no node .* 2 CPUs and 0 GPUs"):
+        check_a_node_fits(RunOptions(gpus_per_trial=0.5), said.append)
+    check_a_node_fits(RunOptions(cpus_per_trial=2), said.append)
+    assert said == []
+    cluster = RunOptions(cpus_per_trial=3, address="127.0.0.1:6379")  # an autoscaler may add one
+    check_a_node_fits(cluster, said.append)
+    assert len(said) == 1 and said[0].startswith("Warning:") and "wait until the cluster adds" in said[0]
