@@ -10,12 +10,20 @@ module's ``_load_pyfunc`` on it, so nothing is ever pickled.
 Serving (``mlflow models serve -m models:/<name>/<version> --env-manager local``) needs this
 package importable where the server runs. A request's ``params: {"output": "proba"}``
 asks for class probabilities instead of labels.
+
+The model reads a DataFrame (or a mapping of columns) by the training file's column names,
+integer or float, or a 2-D array whose columns are in training order. MLflow's own input
+check cannot take both, so the signature declares no input schema and the model checks its
+input itself; see :func:`_signature`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import numbers
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -34,6 +42,12 @@ OUTPUTS = ("label", "proba")
 _FILE = "ensemble.npz"
 _FORMAT = 1
 _LABEL_TYPES = {"U": "string", "i": "long", "u": "long", "f": "double", "b": "boolean"}
+_SHOWN = 5  # how many bad rows an input error quotes
+
+
+class _BadInput(ValueError):
+    """Input the model cannot read: missing columns, a wrong shape, values that are not
+    finite numbers. The pyfunc wrapper answers it as MLflow's INVALID_PARAMETER_VALUE."""
 
 
 class Member(NamedTuple):
@@ -56,6 +70,55 @@ def _label_array(classes: Any) -> np.ndarray:
     if arr.ndim != 1 or arr.dtype.kind not in _LABEL_TYPES or len(arr) < 2:
         raise ValueError(f"classes must be 2 or more numbers or strings, got {classes!r}")
     return arr
+
+
+def _rows(bad: np.ndarray) -> str:
+    """The row indices where the boolean mask ``bad`` (shaped like the input) holds, shortened."""
+    rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1)) if bad.ndim else np.zeros(1, int)
+    more = f" and {len(rows) - _SHOWN} more" if len(rows) > _SHOWN else ""
+    return f"row index {', '.join(str(int(i)) for i in rows[:_SHOWN])}{more}"
+
+
+def _numbers(values: Any, what: str) -> np.ndarray:
+    """``values`` as float64, or a :class:`_BadInput` that names ``what`` and the bad rows.
+
+    Booleans, integers and floats are accepted, as training accepts them; an object array
+    (pandas' nullable dtypes, JSON numbers mixed with nulls) only when every item is one.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind == "O":
+        bad = np.frompyfunc(lambda v: not isinstance(v, (numbers.Real, np.bool_)), 1, 1)(arr)
+        bad = np.asarray(bad, dtype=bool)
+        if bad.any():
+            raise _BadInput(f"{what} must hold numbers, not {arr[bad].ravel()[0]!r} "
+                            f"(at {_rows(bad)})")
+    elif arr.dtype.kind not in "biuf":
+        example = f" (e.g. {arr.ravel()[0]!r})" if arr.size else ""
+        raise _BadInput(f"{what} must hold numbers; got dtype {arr.dtype}{example}")
+    arr = arr.astype(np.float64)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        raise _BadInput(f"{what} holds missing or infinite values at {_rows(~finite)}; "
+                        "every feature value must be a finite number")
+    return arr
+
+
+def _columns(frame: Any, names: tuple[str, ...]) -> np.ndarray:
+    """The ``names`` columns of a DataFrame or a mapping as an ``(m, n)`` float64 matrix."""
+    present = list(frame.columns if hasattr(frame, "columns") else frame.keys())
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise _BadInput(f"missing feature columns {missing}: the model reads the columns "
+                        f"{list(names)} by name (others are ignored); got {present}")
+    columns = [_numbers(frame[name], f"column {name!r}") for name in names]
+    repeated = [name for name, c in zip(names, columns) if c.ndim > 1]  # frame[name] gave a frame
+    if repeated:
+        raise _BadInput(f"feature columns {repeated} appear more than once; each must appear once")
+    columns = [c.reshape(-1) for c in columns]  # a mapping may hold one scalar per column
+    lengths = {name: len(c) for name, c in zip(names, columns)}
+    if len(set(lengths.values())) > 1:
+        raise _BadInput(f"feature columns differ in length: {lengths}")
+    return np.column_stack(columns)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: fields hold arrays
@@ -113,15 +176,15 @@ class EnsembleModel:
                    data.classes, data.feature_names)
 
     def _matrix(self, X_raw: Any) -> np.ndarray:
-        if hasattr(X_raw, "columns"):  # a DataFrame: take the features by name
-            X_raw = X_raw[list(self.feature_names)]
-            X_raw = X_raw.to_numpy(dtype=np.float64)
-        X = np.asarray(X_raw, dtype=np.float64)
-        if X.ndim == 1:
-            X = X.reshape(1, -1)
-        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
-            raise ValueError(f"expected (m, {len(self.feature_names)}) inputs "
-                             f"{list(self.feature_names)}; got shape {X.shape}")
+        if hasattr(X_raw, "columns") or isinstance(X_raw, Mapping):
+            X = _columns(X_raw, self.feature_names)
+        else:
+            X = _numbers(X_raw, "inputs")
+            if X.ndim == 1:
+                X = X.reshape(1, -1)
+            if X.ndim != 2 or X.shape[1] != len(self.feature_names):
+                raise _BadInput(f"expected an (m, {len(self.feature_names)}) array, columns in "
+                                f"the order {list(self.feature_names)}; got shape {X.shape}")
         return (X - self.mean) / self.std
 
     def predict_proba(self, X_raw: Any) -> np.ndarray:
@@ -129,7 +192,12 @@ class EnsembleModel:
 
         Args:
             X_raw: Raw (not normalized) inputs: an ``(m, n)`` array with columns in the
-                order of ``feature_names``, or a DataFrame holding those columns.
+                order of ``feature_names``, or a DataFrame (or a mapping of columns) holding
+                those columns by name; integer, float or boolean values, all finite.
+
+        Raises:
+            ValueError: A feature column is missing, the array has the wrong number of
+                columns, or a value is not a finite number; the message names which.
         """
         X = self._matrix(X_raw)
         total = sum(m.weight for m in self.members)
@@ -192,15 +260,25 @@ class _PyfuncEnsemble:
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
         """Labels (a NumPy array), or with ``params={"output": "proba"}`` a DataFrame of
-        class probabilities whose columns are the class labels."""
-        import pandas as pd
+        class probabilities whose columns are the class labels.
 
-        output = (params or {}).get("output", "label")
-        if output not in OUTPUTS:
-            raise ValueError(f"params.output: {output!r} is not allowed; use one of {OUTPUTS}")
-        if output == "label":
-            return self.model.predict(model_input)
-        proba = self.model.predict_proba(model_input)
+        Raises:
+            MlflowException: INVALID_PARAMETER_VALUE for input the model cannot read or an
+                unknown ``output``; a server answers it as 400 with the message, where a
+                plain exception would read "unexpected error while evaluating the model".
+        """
+        import pandas as pd
+        from mlflow.exceptions import MlflowException
+
+        try:
+            output = (params or {}).get("output", "label")
+            if output not in OUTPUTS:
+                raise _BadInput(f"params.output: {output!r} is not allowed; use one of {OUTPUTS}")
+            if output == "label":
+                return self.model.predict(model_input)
+            proba = self.model.predict_proba(model_input)
+        except _BadInput as err:
+            raise MlflowException.invalid_parameter_value(str(err)) from err
         return pd.DataFrame(proba, columns=self.model.classes.tolist())
 
 
@@ -210,13 +288,38 @@ def _load_pyfunc(data_path: str, model_config: Any = None) -> _PyfuncEnsemble:
 
 
 def _signature(model: EnsembleModel) -> Any:
+    """Outputs and the ``output`` parameter, but no input schema: the model checks its input.
+
+    MLflow enforces a declared input schema before the model sees the data
+    (``mlflow.pyfunc._validate_prediction_input`` -> ``mlflow.models.utils._enforce_schema``),
+    and no schema lets both documented inputs through. ``_enforce_mlflow_datatype`` refuses
+    int64 for a ``double`` column unless every value is 0 or 1 ("Can not safely convert
+    int64 to float64"), and refuses floats for a ``long`` one, so a CSV read with pandas
+    fails on its integer columns. A named schema turns a NumPy array into a DataFrame whose
+    columns are 0..n-1 ("Model is missing inputs"); an unnamed one, or a tensor spec, reads
+    columns by position, so a reordered DataFrame would be answered silently wrong. The
+    feature names are kept in ``MLmodel``'s ``metadata.feature_names`` and in the input
+    example, and ``EnsembleModel`` reports missing columns, wrong shapes and non-numbers.
+    """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-    inputs = Schema([ColSpec("double", name) for name in model.feature_names])
     outputs = Schema([ColSpec(_LABEL_TYPES[model.classes.dtype.kind])])
     params = ParamSchema([ParamSpec("output", "string", OUTPUTS[0])])
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+    return ModelSignature(inputs=None, outputs=outputs, params=params)
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    """Holds logger ``name`` at WARNING: MLflow's INFO line about checking the input
+    example would land in the middle of ``sweeper submit``'s report."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def save_pyfunc(model: EnsembleModel, path: str | Path, run_id: str | None = None,
@@ -238,12 +341,13 @@ def save_pyfunc(model: EnsembleModel, path: str | Path, run_id: str | None = Non
 
     path = Path(path)
     example = pd.DataFrame([model.mean], columns=list(model.feature_names))
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet("mlflow.pyfunc"):
         data = model.save(Path(tmp) / _FILE)
         mlflow.pyfunc.save_model(
             str(path), loader_module=__name__, data_path=str(data),
             mlflow_model=Model(artifact_path=artifact_path, run_id=run_id),
             signature=_signature(model), input_example=example,
+            metadata={"feature_names": list(model.feature_names)},  # the signature has none
             # stated, not inferred: inference loads the model in a subprocess (seconds)
             pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}",
                               f"pandas=={pd.__version__}"],

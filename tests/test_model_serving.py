@@ -11,9 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from servers import free_port, stop_group, wait_for_http
 import pandas as pd
 import pytest
+from servers import free_port, stop_group, wait_for_http
 
 from core.config import TrainConfig
 from core.datasets import Dataset, load_dataset
@@ -87,9 +87,87 @@ def test_pyfunc_gives_the_same_labels_and_probabilities_and_writes_no_pickle(pet
     np.testing.assert_allclose(proba.to_numpy(), pets.predict_proba(raw), rtol=0, atol=1e-12)
     with pytest.raises(Exception, match="output"):
         loaded.predict(frame, params={"output": "logits"})
-    # MLflow's schema check wants named columns; the wrapper under it also takes a bare array
     wrapper = _load_pyfunc(str(path / "data" / "ensemble.npz"))
     np.testing.assert_array_equal(wrapper.predict(raw), pets.predict(raw))
+
+
+def test_the_mlmodel_names_the_features_and_declares_outputs_and_the_output_param(pets, tmp_path):
+    from mlflow.models import Model
+
+    meta = Model.load(str(save_pyfunc(pets, tmp_path / "model") / "MLmodel"))
+    assert meta.metadata["feature_names"] == list(FEATURES)
+    assert meta.signature.inputs is None  # MLflow's check would refuse int64 columns and arrays
+    assert meta.signature.outputs.input_types()[0].name == "string"
+    assert [(p.name, p.default) for p in meta.signature.params.params] == [("output", "label")]
+    assert list(meta.load_input_example(str(tmp_path / "model")).columns) == list(FEATURES)
+
+
+def _integer_csv(pets: EnsembleModel, raw: np.ndarray, path: Path) -> Path:
+    """A CSV like the one a user trains on: integer feature columns and a text target."""
+    ints = np.rint(raw).astype(np.int64)
+    frame = pd.DataFrame(ints, columns=FEATURES).assign(species=pets.predict(ints))
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_registered_model_predicts_on_the_csv_it_came_from_integer_columns_included(
+        pets, raw, tmp_path, tracking_uri, monkeypatch):
+    import mlflow
+
+    uri = _log_registered(pets, tmp_path, tracking_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    loaded = mlflow.pyfunc.load_model(uri)
+    table = pd.read_csv(_integer_csv(pets, raw, tmp_path / "pets.csv"))
+    features = table.drop(columns="species")
+    assert set(features.dtypes.astype(str)) == {"int64"}  # what pandas makes of such a file
+    expected = table["species"].to_numpy()
+    np.testing.assert_array_equal(np.asarray(loaded.predict(features)), expected)
+    np.testing.assert_array_equal(np.asarray(loaded.predict(table)), expected)  # target ignored
+    reordered = features[list(FEATURES[::-1])]
+    np.testing.assert_array_equal(np.asarray(loaded.predict(reordered)), expected)
+    mixed = features.astype({FEATURES[1]: np.float64})
+    np.testing.assert_array_equal(np.asarray(loaded.predict(mixed)), expected)
+    proba = loaded.predict(features, params={"output": "proba"})
+    np.testing.assert_allclose(proba.to_numpy(), pets.predict_proba(features.to_numpy(float)),
+                               rtol=0, atol=1e-12)
+
+
+def test_the_loaded_model_takes_a_numpy_array_in_training_column_order(pets, raw, tmp_path):
+    import mlflow
+
+    loaded = mlflow.pyfunc.load_model(str(save_pyfunc(pets, tmp_path / "model")))
+    np.testing.assert_array_equal(np.asarray(loaded.predict(raw)), pets.predict(raw))
+    ints = np.rint(raw).astype(np.int64)
+    np.testing.assert_array_equal(np.asarray(loaded.predict(ints)), pets.predict(ints))
+    proba = loaded.predict(raw, params={"output": "proba"})
+    np.testing.assert_allclose(proba.to_numpy(), pets.predict_proba(raw), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad, message", [
+    pytest.param(lambda f: f.rename(columns={"whiskers": "Whiskers"}),
+                 r"missing feature columns \['whiskers'\]: the model reads the columns "
+                 r"\['whiskers', 'bark_volume'\] by name", id="misspelled-column"),
+    pytest.param(lambda f: f.to_numpy()[:, :1],
+                 r"expected an \(m, 2\) array, columns in the order "
+                 r"\['whiskers', 'bark_volume'\]; got shape \(25, 1\)", id="too-few-columns"),
+    pytest.param(lambda f: f.astype({"whiskers": object}).assign(whiskers=["many"] + [1] * 24),
+                 r"column 'whiskers' must hold numbers, not 'many' \(at row index 0\)",
+                 id="text"),
+    pytest.param(lambda f: f.assign(bark_volume=f["bark_volume"].where(f.index != 3)),
+                 r"column 'bark_volume' holds missing or infinite values at row index 3;",
+                 id="missing-value"),
+    pytest.param(lambda f: np.full((2, 2), "7"), r"inputs must hold numbers; got dtype <U1",
+                 id="text-array"),
+])
+def test_bad_input_is_refused_with_a_message_that_names_the_problem(pets, raw, tmp_path,
+                                                                    bad, message):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    loaded = mlflow.pyfunc.load_model(str(save_pyfunc(pets, tmp_path / "model")))
+    with pytest.raises(MlflowException, match=message) as caught:
+        loaded.predict(bad(pd.DataFrame(raw, columns=FEATURES)))
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
 def test_three_classes_give_one_probability_column_each(tmp_path):
@@ -148,5 +226,15 @@ def test_a_real_server_answers_labels_and_probabilities(pets, raw, tmp_path, tra
                        {"dataframe_split": split, "params": {"output": "proba"}})["predictions"]
         served = np.array([[row["cat"], row["dog"]] for row in answer])
         np.testing.assert_allclose(served, pets.predict_proba(raw), rtol=0, atol=1e-6)
+        ints = np.rint(raw).astype(np.int64)
+        for body in ({"dataframe_records": pd.DataFrame(ints, columns=FEATURES)
+                      .to_dict(orient="records")},
+                     {"inputs": ints.tolist()}):  # a bare 2-D array, columns in training order
+            assert _post(f"{base}/invocations", body)["predictions"] == pets.predict(ints).tolist()
+        wrong = {"dataframe_split": {"columns": ["whiskers", "bark"], "data": raw.tolist()}}
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _post(f"{base}/invocations", wrong)
+        assert refused.value.code == 400
+        assert "missing feature columns ['bark_volume']" in json.loads(refused.value.read())["message"]
     finally:
         stop_group(server)
