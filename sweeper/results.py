@@ -75,13 +75,38 @@ def node_name() -> str:
     return name
 
 
-def run_trial(trial: "TrialSpec", data: "PreparedData", device: str = "cpu") -> TrialResult:
+class _OutOfTime(Exception):
+    """Raised between epochs once a trial has used up its timeout."""
+
+
+def _clock(timeout_s: float | None, started: float):
+    """An ``on_epoch`` callback that stops training once ``timeout_s`` has passed."""
+    if timeout_s is None:
+        return None
+
+    def check(epoch: int, _metrics) -> None:
+        if time.time() - started > timeout_s:
+            raise _OutOfTime(epoch + 1)
+
+    return check
+
+
+def timeout_reason(timeout_s: float, how: str) -> str:
+    return f"exceeded the per-trial timeout of {timeout_s:g} s ({how})"
+
+
+def run_trial(
+    trial: "TrialSpec", data: "PreparedData", device: str = "cpu", timeout_s: float | None = None
+) -> TrialResult:
     """Trains one trial and never raises: a failure becomes a ``failed`` result.
 
     Args:
         trial: What to train.
         data: Training and dev splits (the test set is never sent to workers).
         device: ``cpu`` for NumPy, ``gpu`` for CuPy.
+        timeout_s: Ends the trial as ``timed_out`` at the first epoch boundary past this
+            many seconds from its own start (not from when its task was sent, which
+            would charge it for starting a worker).
     """
     from core.backend import get_array_module
     from core.train import train
@@ -91,7 +116,14 @@ def run_trial(trial: "TrialSpec", data: "PreparedData", device: str = "cpu") -> 
         xp = get_array_module(device)
         rng = np.random.default_rng(trial.seed)
         outcome = train(
-            trial.config, data.X_train, data.y_train, data.X_dev, data.y_dev, data.n_classes, rng, xp=xp
+            trial.config, data.X_train, data.y_train, data.X_dev, data.y_dev, data.n_classes, rng, xp=xp,
+            on_epoch=_clock(timeout_s, started),
+        )
+    except _OutOfTime as stop:
+        ended = time.time()
+        return TrialResult(
+            trial, "timed_out", reason=timeout_reason(timeout_s, f"stopped by its worker after {stop.args[0]} epochs"),
+            seconds=ended - started, started_ms=int(started * 1000), ended_ms=int(ended * 1000), node=node_name(),
         )
     except Exception as exc:  # a trial's bug or bad data must not end the sweep
         ended = time.time()
@@ -121,12 +153,14 @@ def run_trial(trial: "TrialSpec", data: "PreparedData", device: str = "cpu") -> 
     )
 
 
-def run_chunk(trials: list["TrialSpec"], data: "PreparedData", device: str, threads: int) -> list[TrialResult]:
-    """Runs several trials in one worker, each with ``threads`` BLAS threads."""
+def run_chunk(trials: list["TrialSpec"], data: "PreparedData", device: str, threads: int,
+              timeout_s: float | None = None) -> list[TrialResult]:
+    """Runs several trials in one worker, each with ``threads`` BLAS threads and at most
+    ``timeout_s`` seconds of its own."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=max(1, int(threads))):
-        return [run_trial(t, data, device) for t in trials]
+        return [run_trial(t, data, device, timeout_s) for t in trials]
 
 
 def failed_result(trial: "TrialSpec", status: str, reason: str, started: float) -> TrialResult:

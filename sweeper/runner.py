@@ -7,8 +7,14 @@ ends; the rest of the work stays on the driver, so its memory does not grow with
 of the grid. One per slot where the driver's own node cannot run a trial (a head with no
 CPUs, as in KubeRay): Ray then asks the busy worker nodes for a lease for every waiting
 task, again and again, and that costs the nodes' raylets and the driver more CPU than
-the waiting task saves. With a per-trial timeout, one per slot too: a task's clock starts
-when it is sent, and so stays close to when it really starts.
+the waiting task saves.
+
+A per-trial timeout is kept by the worker, which ends a trial at the first epoch boundary
+past it, clocked from the trial's own start. The driver kills a task only when it has
+not answered ``KILL_GRACE_S`` seconds after that (a trial stuck inside one epoch): a
+driver-side clock starts when a task is sent, and after a kill the next task first waits
+for a new worker process, which must not count against it. With a timeout, one task per
+slot is in flight, so that the driver's clock stays near the trial's.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from .results import TrialResult, failed_result, run_chunk
+from .results import TrialResult, failed_result, run_chunk, timeout_reason
+
+KILL_GRACE_S = 15.0
+"""How long past its timeout the driver waits for a task before killing its worker."""
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.splits import PreparedData
@@ -167,7 +176,8 @@ def _execute_local(trials, data, options, on_result, on_running) -> None:
         if on_running:
             on_running(1)
         try:
-            (result,) = run_chunk([trial], data[data_key(trial)], options.device, int(max(1, options.cpus_per_trial)))
+            (result,) = run_chunk([trial], data[data_key(trial)], options.device, int(max(1, options.cpus_per_trial)),
+                                  options.timeout_s)
         except KeyboardInterrupt:
             for t in trials[i:i + 1]:
                 on_result(failed_result(t, "killed", "interrupted by the user (Ctrl-C)", time.time()))
@@ -305,7 +315,7 @@ def _execute_ray(trials, data, options, on_result, on_running) -> int:
         threads = int(max(1, options.cpus_per_trial))
 
         def submit(chunk):
-            return task.remote(chunk, refs[data_key(chunk[0])], options.device, threads)
+            return task.remote(chunk, refs[data_key(chunk[0])], options.device, threads, options.timeout_s)
 
         _stream(chunks, submit, slots, options, on_result, on_running, _tasks_per_slot(options))
         return min(slots, len(chunks))
@@ -345,8 +355,8 @@ def _stream(chunks, submit, slots, options, on_result, on_running, per_slot: int
     outbox: list[TrialResult] = []  # read from them, not yet handed to on_result
     # Each slot also has its next task waiting in Ray: when a task ends, Ray hands the
     # waiting one to the same worker at once, without a new lease from a raylet (on a
-    # cluster, a round trip through the head) or a wait for this loop to wake. A per-trial
-    # timeout is clocked from submission, so with one the tasks are sent only as slots free.
+    # cluster, a round trip through the head) or a wait for this loop to wake. With a
+    # per-trial timeout, tasks are sent only as slots free (see the module's docstring).
     depth = slots if options.timeout_s is not None else per_slot * slots
 
     def running() -> int:  # the oldest tasks hold the slots; the rest wait
@@ -397,8 +407,12 @@ def _wait_timeout(in_flight, options) -> float:
     if options.timeout_s is None:
         return 1.0
     now = time.time()
-    soonest = min(t0 + options.timeout_s * len(c) for c, t0 in in_flight.values())
+    soonest = min(_kill_at(c, t0, options.timeout_s) for c, t0 in in_flight.values())
     return max(0.05, min(1.0, soonest - now))
+
+
+def _kill_at(chunk, sent: float, timeout_s: float) -> float:
+    return sent + timeout_s * len(chunk) + KILL_GRACE_S
 
 
 def _collect(ref, chunk, t0) -> list[TrialResult]:
@@ -412,11 +426,13 @@ def _collect(ref, chunk, t0) -> list[TrialResult]:
 
 
 def _expire(in_flight, timeout_s, on_result) -> None:
+    """Kills the tasks whose worker has not ended them by their timeout plus the grace."""
     import ray
 
     now = time.time()
-    for ref in [r for r, (c, t0) in in_flight.items() if now - t0 > timeout_s * len(c)]:
+    for ref in [r for r, (c, t0) in in_flight.items() if now > _kill_at(c, t0, timeout_s)]:
         chunk, t0 = in_flight.pop(ref)
         ray.cancel(ref, force=True)
+        how = f"killed by the driver: no answer {KILL_GRACE_S:g} s past it"
         for trial in chunk:
-            on_result(failed_result(trial, "timed_out", f"exceeded the per-trial timeout of {timeout_s:g} s", t0))
+            on_result(failed_result(trial, "timed_out", timeout_reason(timeout_s, how), t0))

@@ -222,9 +222,44 @@ def test_a_hanging_trial_is_ended_by_the_per_trial_timeout(ray_local, write_grid
     assert hung.data.params["epochs"] == "10000000"
     assert hung.info.status == "FAILED"
     assert hung.info.end_time - hung.info.start_time < 30_000, "ended long after its 3 s"
-    assert "timeout of 3 s" in hung.data.tags["sweeper.reason"]
-    # The hung worker was really stopped, not left burning a core.
-    wait_for(lambda: not trial_workers(psutil.Process()), "the timed-out worker to be killed", timeout=30)
+    assert "timeout of 3 s (stopped by its worker after" in hung.data.tags["sweeper.reason"]
+    # The worker really stopped, not left burning a core.
+    wait_for(lambda: not trial_workers(psutil.Process()), "the timed-out worker to stop", timeout=30)
+
+
+STUCK = """\
+name: stuck
+seed: 3
+dataset: {name: blobs, n_samples: 200000, classes: 3}
+seeds: 2
+grid:
+  architecture: [[256, 256], [4]]
+  batch_size: [1, 64]
+fixed: {epochs: 1}
+exclude:
+  - {architecture: [256, 256], batch_size: 64}
+  - {architecture: [4], batch_size: 1}
+"""
+
+
+def test_a_trial_stuck_in_one_epoch_is_killed_and_the_next_trials_do_not_pay_for_it(
+        ray_local, write_grid, tracking_uri, monkeypatch):
+    """Both slots get a trial whose one epoch takes tens of seconds (120,000 steps of one
+    example), so only the driver can end it; the quick trials sent after the kills start
+    on new workers, which must not count against their own timeout."""
+    import sweeper.runner
+
+    monkeypatch.setattr(sweeper.runner, "KILL_GRACE_S", 6.0)
+    grid = write_grid(STUCK)
+    result = cli("submit", grid, "--tracking-uri", tracking_uri, "--quiet", "--timeout", "2")
+    assert result.exit_code == 1, result.output
+    final = check_store(tracking_uri, "stuck", digests_of(grid))
+    assert statuses(final) == {"timed_out": 2, "finished": 2}
+    for run in final.values():
+        stuck = run.data.params["batch_size"] == "1"
+        assert run.data.tags["sweeper.status"] == ("timed_out" if stuck else "finished")
+        if stuck:
+            assert "timeout of 2 s (killed by the driver: no answer 6 s past it)" in run.data.tags["sweeper.reason"]
 
 
 # -- reproducibility across scheduling orders ------------------------------------------
