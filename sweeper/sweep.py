@@ -149,9 +149,12 @@ def submit(
 
     from concurrent.futures import ThreadPoolExecutor
 
+    from .trackinguri import check_reachable, resolve_tracking_uri
+
     spec = the_plan.spec
     t0 = time.time()
     started_ray = False
+    check_reachable(resolve_tracking_uri(tracking_uri))  # in a second, not after Ray's start
     # Opening the MLflow store (imports, schema migrations) and starting Ray each take
     # seconds, mostly waiting: do both at once. Either failing stops us before any run.
     with ThreadPoolExecutor(1) as pool:

@@ -191,3 +191,20 @@ def test_rank_and_report_read_the_sweep_back_from_mlflow(shared, tmp_path):
     assert out.read_text().count("<svg ") == 4
     missing = CliRunner().invoke(main, ["rank", "nope", "--tracking-uri", tracking_uri])
     assert missing.exit_code == 2 and "no sweep named 'nope'" in missing.output
+
+
+def test_an_unreachable_tracking_server_stops_submit_before_ray_starts(write_grid, monkeypatch):
+    import socket
+
+    import sweeper.sweep as sweep
+
+    started = []
+    real = sweep.ensure_ray
+    monkeypatch.setattr(sweep, "ensure_ray", lambda options: started.append(options) or real(options))
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{s.getsockname()[1]}"
+    result = CliRunner().invoke(main, ["submit", str(write_grid(GRID)), "--tracking-uri", uri])
+    assert result.exit_code == 2, result.output
+    assert "cannot reach the MLflow tracking server" in result.output
+    assert started == []  # Ray's start (seconds) never began
