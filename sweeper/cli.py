@@ -303,12 +303,18 @@ def report(sweep: str, tracking_uri: str | None, output: str | None) -> None:
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
 @click.option("--journal", default=DEFAULT_JOURNAL, show_default=True, help="The journal folder.")
 def sync(tracking_uri: str | None, journal: str) -> None:
-    """Log the results a sweep kept in its journal while MLflow was away."""
+    """Log the results sweeps kept in their journal while MLflow was away.
+
+    Without --tracking-uri (or MLFLOW_TRACKING_URI), each result goes to the store its
+    sweep used.
+    """
     from .journal import Journal
     from .sweep import sync_all
 
-    sent, left = sync_all(tracking_uri, Journal(journal))
+    sent, left, closed = sync_all(tracking_uri, Journal(journal))
     click.echo(f"Logged {sent} journaled result(s); {left} left.")
+    if closed:
+        click.echo(f"Closed {closed} sweep run(s) whose driver could not; submit the grid again to rank them.")
     if left:
         sys.exit(1)
 

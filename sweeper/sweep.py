@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -177,27 +178,31 @@ def submit(
             ray.shutdown()
 
 
-def sync_all(tracking_uri: str | None, journal: Journal, tracker: Tracker | None = None) -> tuple[int, int]:
-    """Sends every journaled result for the store (``sweeper sync``); returns (sent, left).
+def sync_all(tracking_uri: str | None, journal: Journal, tracker: Tracker | None = None) -> tuple[int, int, int]:
+    """Sends journaled results to their stores (``sweeper sync``).
+
+    A sweep run whose results are all in and whose driver is gone (it could not close
+    the run while the store was away) is then closed, unranked; the next submit ranks it.
 
     Args:
-        tracking_uri: The MLflow store; results journaled for other stores are left alone.
+        tracking_uri: Send only the results kept for this store; None sends every store's.
         journal: Where the results wait.
-        tracker: An open tracker to reuse for its own experiment.
-    """
-    from .trackinguri import resolve_tracking_uri
+        tracker: An open tracker to reuse for its own store and experiment.
 
-    uri = resolve_tracking_uri(tracking_uri)
-    trackers = {tracker.experiment_name: tracker} if tracker else {}
-    waiting: dict[tuple[str, str], list[tuple[str, TrialResult]]] = {}
-    for key, context, result in journal.pending(uri):
-        waiting.setdefault((context["experiment"], context["sweep_run_id"]), []).append((key, result))
-    sent = left = 0
-    for (name, sweep_run_id), items in waiting.items():
+    Returns:
+        (sent, left, sweep runs closed).
+    """
+    trackers = {(tracker.tracking_uri, tracker.experiment_name): tracker} if tracker else {}
+    waiting: dict[tuple[str, str, str], list[tuple[str, TrialResult]]] = {}
+    for key, context, result in journal.pending(tracking_uri):
+        where = (context["tracking_uri"], context["experiment"], context["sweep_run_id"])
+        waiting.setdefault(where, []).append((key, result))
+    sent = left = closed = 0
+    for (uri, name, sweep_run_id), items in waiting.items():
         try:
-            if name not in trackers:
-                trackers[name] = Tracker(uri, name)
-            answers = trackers[name].log_trials(sweep_run_id, [r for _, r in items], retry=True)
+            if (uri, name) not in trackers:
+                trackers[uri, name] = Tracker(uri, name)
+            answers = trackers[uri, name].log_trials(sweep_run_id, [r for _, r in items], retry=True)
         except Exception as exc:  # still away: they stay in the journal
             answers = [exc] * len(items)
         for (key, _), answer in zip(items, answers):
@@ -206,10 +211,13 @@ def sync_all(tracking_uri: str | None, journal: Journal, tracker: Tracker | None
             else:
                 journal.remove(key)
                 sent += 1
+        if not any(isinstance(a, BaseException) for a in answers):
+            with contextlib.suppress(Exception):  # closing is a courtesy; the results are in
+                closed += trackers[uri, name].close_abandoned_sweep(sweep_run_id)
     for opened in trackers.values():
         if opened is not tracker:
             opened.close()
-    return sent, left
+    return sent, left, closed
 
 
 def _with_diagnosis(result: TrialResult, baseline_error: float) -> TrialResult:
@@ -230,7 +238,7 @@ def _with_diagnosis(result: TrialResult, baseline_error: float) -> TrialResult:
 def _submit(the_plan: Plan, options: RunOptions, tracker: Tracker, t0: float, echo: Echo,
             progress_enabled: bool, journal: Journal) -> SweepOutcome:
     spec, trials = the_plan.spec, the_plan.trials
-    sent, left = sync_all(tracker.tracking_uri, journal, tracker)
+    sent, left, _ = sync_all(tracker.tracking_uri, journal, tracker)
     if sent or left:
         echo(f"Logged {sent} result(s) kept in the journal by an earlier sweep" + (f"; {left} still unsent." if left else "."))
     stale = tracker.mark_stale_running()

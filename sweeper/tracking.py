@@ -169,6 +169,21 @@ class Tracker:
             n += 1
         return n
 
+    def close_abandoned_sweep(self, run_id: str) -> bool:
+        """Ends a sweep run left RUNNING by a driver that is gone, once every trial it
+        journaled is in MLflow: the trials ran, only closing the run failed (the store
+        was away). FINISHED without ``sweeper.ranked``, so the next submit ranks it.
+
+        Returns:
+            Whether the run was closed.
+        """
+        run = self.client.get_run(run_id)
+        if run.info.status != "RUNNING" or not _driver_gone(run.data.tags.get(DRIVER_TAG)):
+            return False
+        self.client.set_tag(run_id, "sweeper.closed_by", "sweeper sync: its driver had gone")
+        self.client.set_terminated(run_id, "FINISHED")
+        return True
+
     def trial_entries(self, digests: Iterable[str]) -> list["Entry"]:
         """Ranking entries for the given digests, one per digest, from the stored runs.
 

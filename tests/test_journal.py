@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -93,13 +96,25 @@ def test_results_left_unsent_are_logged_by_sync(server, tmp_path, monkeypatch):
     kept = len(list(journal.glob("*.json")))
     assert kept >= 1
     server.start()
-    synced = CliRunner().invoke(main, ["sync", "--tracking-uri", server.uri, "--journal", str(journal)])
+    client = MlflowClient(tracking_uri=server.uri)
+    (sweep,) = client.search_runs([client.get_experiment_by_name("outage").experiment_id],
+                                  "tags.`sweeper.kind` = 'sweep'")
+    assert sweep.info.status == "RUNNING"  # the server was away when the driver closed it
+    # The driver ran in this test's process; a driver that has exited stands in for it.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    client.set_tag(sweep.info.run_id, "sweeper.driver", f"{socket.gethostname()}:{gone.stdout.strip()}")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # sync finds each result's store itself
+    synced = CliRunner().invoke(main, ["sync", "--journal", str(journal)])
     assert synced.exit_code == 0, synced.output
     assert f"Logged {kept} journaled result(s); 0 left." in synced.output
+    assert "Closed 1 sweep run(s)" in synced.output
+    assert client.get_run(sweep.info.run_id).info.status == "FINISHED"
     digests = _trial_digests(server.uri)
     assert len(digests) == 6 and len(set(digests)) == 6
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "nothing to train" in again.output
+    assert "since the last sweep did not finish ranking them" in again.output
+    assert "Models to ship" in CliRunner().invoke(main, ["rank", "outage", "--tracking-uri", server.uri]).output
 
 
 def test_a_journal_entry_round_trips_without_pickle(tmp_path):
