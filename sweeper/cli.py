@@ -90,7 +90,7 @@ def validate(grid: str) -> None:
 @detach_option
 def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpus, timeout, quiet, journal, detach) -> None:
     """Run every trial of GRID that has no result yet, log it to MLflow and rank it."""
-    from .runner import NoGpuError, RunOptions
+    from .runner import ResourceError, RunOptions
     from .sweep import submit as run_sweep
     from .trackinguri import TrackingUnreachable
 
@@ -130,7 +130,7 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
         outcome = run_sweep(
             the_plan, options, tracking_uri, echo=click.echo, progress_enabled=not quiet, journal_dir=journal
         )
-    except NoGpuError as exc:
+    except ResourceError as exc:  # no GPU, or no node big enough for one trial
         raise UserError(f"{grid}: {exc}") from None
     except TrackingUnreachable as exc:
         raise UserError(
@@ -146,7 +146,7 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
         sys.exit(130)
     _print_outcome(outcome)
     bad = sum(n for status, n in outcome.counts.items() if status in ("failed", "timed_out", "killed"))
-    if bad:
+    if bad or outcome.unsent:  # unsent: safe in the journal, but not in MLflow and not ranked
         sys.exit(1)
 
 

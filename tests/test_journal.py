@@ -93,6 +93,7 @@ def test_results_left_unsent_are_logged_by_sync(server, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, args)
     outage.join(timeout=120)
     assert "kept in the journal" in result.output
+    assert result.exit_code == 1  # safe, but neither in MLflow nor ranked yet
     kept = len(list(journal.glob("*.json")))
     assert kept >= 1
     server.start()

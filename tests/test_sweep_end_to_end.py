@@ -208,3 +208,11 @@ def test_an_unreachable_tracking_server_stops_submit_before_ray_starts(write_gri
     assert result.exit_code == 2, result.output
     assert "cannot reach the MLflow tracking server" in result.output
     assert started == []  # Ray's start (seconds) never began
+
+
+def test_a_trial_bigger_than_any_node_of_the_local_ray_is_refused_at_once(ray_local, write_grid, tracking_uri):
+    grid = write_grid(GRID + "resources: {cpus_per_trial: 3}\n")  # the fixture's Ray has 2 CPUs
+    result = CliRunner().invoke(main, ["submit", str(grid), "--tracking-uri", tracking_uri, "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "cpus_per_trial 3 fits no node of the Ray cluster: the largest has 2 CPUs" in result.output
+    assert "Traceback" not in result.output
