@@ -144,6 +144,7 @@ class TrialLogger:
 
     MAX_DELAY = 30.0  # seconds between retries, at most, while the store is away
     MAX_BATCH = 256  # results per send, at most
+    QUIET_WAIT = 1.0  # seconds close() waits before saying why
 
     def __init__(self, send: Callable[[list[TrialResult], list[bool]], list[Any]], journal: Journal,
                  context: dict[str, str], on_sent: Callable[[TrialResult, str], None] | None = None):
@@ -220,15 +221,21 @@ class TrialLogger:
             except queue.Empty:
                 return n
 
-    def close(self, timeout: float = 60.0) -> int:
+    def close(self, timeout: float = 60.0, on_wait: Callable[[], None] | None = None) -> int:
         """Waits for every queued result to be sent; returns how many were left unsent.
 
         A healthy store gets all the time its backlog needs; ``timeout`` bounds only how
         long failing sends go on being retried. Unsent results stay in the journal.
+        ``on_wait`` is called once if the wait passes ``QUIET_WAIT`` seconds, so that a
+        user is told why nothing seems to happen.
         """
         self._stop_at = time.time() + timeout
         self.queue.put(None)
-        self._thread.join()
+        self._thread.join(self.QUIET_WAIT)
+        if self._thread.is_alive():
+            if on_wait:
+                on_wait()
+            self._thread.join()
         return self.unsent
 
 

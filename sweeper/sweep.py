@@ -270,7 +270,7 @@ def _submit(the_plan: Plan, options: RunOptions, tracker: Tracker, t0: float, ec
     status = "FINISHED"
     try:
         if todo:
-            _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entries, progress_enabled)
+            _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entries, progress_enabled, echo)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -320,7 +320,8 @@ def _why_rank_again(tracker: Tracker, spec: "SweepSpec", trials: list["TrialSpec
     return None
 
 
-def _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entries, progress_enabled) -> None:
+def _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entries, progress_enabled,
+                echo: Echo = print) -> None:
     from .progress import Progress
 
     progress = Progress(len(todo), enabled=progress_enabled)
@@ -340,13 +341,16 @@ def _run_trials(the_plan, todo, options, tracker, run_id, journal, outcome, entr
         result = _with_diagnosis(result, baseline)
         outcome.results.append(result)
         logger.put(result)
-        progress.result(result.status == "finished")
+        if result.status != "killed":  # Ctrl-C: the line is about to go, not to count failures
+            progress.result(result.status == "finished")
 
     try:
         outcome.slots = execute(todo, the_plan.data, options, on_result, progress.set_running)
     finally:
         progress.close()
-        outcome.unsent = logger.close(timeout=LOG_WAIT_SECONDS)
+        outcome.unsent = logger.close(LOG_WAIT_SECONDS, lambda: echo(
+            f"Waiting for MLflow at {tracker.tracking_uri} to take the last results, for up to "
+            f"{LOG_WAIT_SECONDS:.0f} s while it does not answer (they are safe in {journal.root})."))
         outcome.logging_errors = sorted(set(logger.errors))
         logged = {e.digest for e in entries}
         # A result MLflow has not taken yet still ranks; it waits in the journal.

@@ -139,3 +139,25 @@ def test_a_journal_entry_round_trips_without_pickle(tmp_path):
     assert k == key and context["experiment"] == "e" and again.trial.digest == trial.digest
     with np.load(tmp_path / f"{key}.npz", allow_pickle=False) as npz:
         assert "params/W1" in npz.files
+
+
+def _a_result():
+    from core.config import TrainConfig
+    from sweeper.results import failed_result
+    from sweeper.spec import TrialSpec
+
+    trial = TrialSpec(TrainConfig(architecture=(4,)), 0, 7, "cd" * 32, ())
+    return failed_result(trial, "failed", "stands in for any result", time.time())
+
+
+def test_closing_the_logger_says_why_it_waits_only_when_it_does(tmp_path):
+    def slow(results, retries):  # a store that takes its time, then refuses
+        time.sleep(2.5)
+        raise ConnectionError("away")
+
+    for send, expected in ((slow, 1), (lambda results, retries: ["run"] * len(results), 0)):
+        said = []
+        logger = TrialLogger(send, Journal(tmp_path / str(expected)), {"tracking_uri": "x"})
+        logger.put(_a_result())
+        unsent = logger.close(timeout=0.5, on_wait=lambda: said.append("waiting"))
+        assert len(said) == expected and unsent == expected
