@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -16,7 +18,6 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .datasets import _SHOWN, Dataset, DatasetError, _make_dataset
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,18 +123,58 @@ def _read_csv(path: Path, target: str) -> _Table:
 
 
 def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):  # np.load would take it for a pickle and say so
+        raise DatasetError(f"{path}: not a .npz (zip) file; a .npz is the zip of .npy arrays "
+                           "that numpy.savez writes (comma-separated text belongs in a .csv)")
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile, AttributeError) as err:
+            arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError, EOFError, AttributeError, zipfile.BadZipFile, zlib.error) as err:
         raise DatasetError(f"{path}: cannot read as .npz without pickle ({err}); expected "
                            "numeric feature arrays and a numeric or string target") from err
+    others = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if others:  # numpy hands back the raw bytes of a member that is not a .npy array
+        what = "is not a .npy array" if len(others) == 1 else "are not .npy arrays"
+        raise DatasetError(f"{path}: {_listed(others)} {what}; a .npz must hold only arrays, "
+                           "as numpy.savez writes them")
+    return arrays
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names[:_SHOWN]) + (
+        f" (and {len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
+
+
+def _npz_labels(path: Path, target: str, labels: np.ndarray, problems: list[str]) -> np.ndarray:
+    """Byte-string labels as text, and a problem for any label that is no number or text."""
+    if labels.dtype.kind == "S":
+        try:
+            return np.char.decode(labels, "utf-8")
+        except UnicodeDecodeError:
+            bad = next(b for b in labels.tolist() if not _is_utf8(b))
+            problems.append(f"{path}: target {target!r} holds byte strings that are not UTF-8 "
+                            f"text (e.g. {bad!r}); labels must be numbers or UTF-8 text")
+            return labels
+    if labels.dtype.kind == "f":
+        _check_numeric(path, target, labels, problems)
+    elif labels.dtype.kind not in "biuU":
+        problems.append(f"{path}: target {target!r} has dtype {labels.dtype}; "
+                        "expected numbers or strings")
+    return labels
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _check_numeric(path: Path, name: str, values: np.ndarray, problems: list[str]) -> None:
     if values.dtype.kind not in "biuf":
         problems.append(f"{path}: array {name!r} has dtype {values.dtype} "
-                        f"(e.g. {values.flat[0]!r}); feature arrays must be numeric")
+                        f"(e.g. {values.flat[0].item()!r}); feature arrays must be numeric")
     elif values.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
         if bad.size:
@@ -146,9 +187,10 @@ def _npz_features(path: Path, arrays: dict[str, np.ndarray], m: int,
                   problems: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     if "X" in arrays:  # layout 1: a 2-D X (other arrays are ignored)
         X, columns = arrays["X"], {"X": arrays["X"]}
-        shape_ok = X.ndim == 2 and X.shape[0] == m
+        shape_ok = X.ndim == 2 and X.shape[0] == m and X.shape[1] >= 1
         if not shape_ok:
-            problems.append(f"{path}: array 'X' has shape {X.shape}; expected ({m}, n)")
+            problems.append(f"{path}: array 'X' has shape {X.shape}; expected ({m}, n) with "
+                            "n >= 1 feature columns")
     else:  # layout 2: one 1-D array per feature column, named by its key
         columns = arrays
         bad = [f"{k!r} {v.shape}" for k, v in columns.items() if v.shape != (m,)]
@@ -171,17 +213,11 @@ def _read_npz(path: Path, target: str) -> _Table:
         raise DatasetError(f"{path}: no target array {target!r}; "
                            f"the arrays are: {', '.join(map(repr, arrays))}")
     labels = arrays.pop(target)
-    if labels.dtype.kind == "S":
-        labels = np.char.decode(labels, "utf-8")
     if labels.ndim != 1 or labels.size == 0:
         raise DatasetError(f"{path}: target {target!r} has shape {labels.shape}; "
                            "expected (m,) with m >= 1")
     problems: list[str] = []
-    if labels.dtype.kind == "f":
-        _check_numeric(path, target, labels, problems)
-    elif labels.dtype.kind not in "biuU":
-        problems.append(f"{path}: target {target!r} has dtype {labels.dtype}; "
-                        "expected numbers or strings")
+    labels = _npz_labels(path, target, labels, problems)
     X, names = _npz_features(path, arrays, len(labels), problems)
     if problems:
         raise DatasetError(problems)
@@ -233,10 +269,33 @@ def read_split_files(config: Mapping[str, Any], base_dir: Path) -> Dataset:
     labels = [t.labels for t in tables.values()]
     if any(lab.dtype.kind == "U" for lab in labels):  # one text file makes every label text
         labels = [lab.astype(str) for lab in labels]
+    _check_split_classes(config, labels)
     sizes = tuple(len(lab) for lab in labels)
     return _make_dataset(np.vstack(blocks), np.concatenate(labels), names,
                          Path(config["train"]).stem, "dataset", sizes)
 
+
+def _check_split_classes(config: Mapping[str, Any], labels: list[np.ndarray]) -> None:
+    """The train file must hold two classes; dev or test classes it lacks only warn.
+
+    A class the model never saw in training can still be scored (every such example is an
+    error), so it is a questionable choice, not a broken one.
+    """
+    train = np.unique(labels[0])
+    if len(train) < 2:
+        raise DatasetError(f"dataset.train ({config['train']}): the target has one class "
+                           f"({train[0].item()!r}) in {len(labels[0])} examples; the train "
+                           "file needs at least 2 classes to learn from")
+    for part, lab in zip(("dev", "test"), labels[1:]):
+        unseen = np.setdiff1d(np.unique(lab), train)
+        if unseen.size:
+            count = int(np.isin(lab, unseen).sum())
+            shown = ", ".join(repr(c.item()) for c in unseen[:_SHOWN])
+            more = f" and {unseen.size - _SHOWN} more" if unseen.size > _SHOWN else ""
+            warnings.warn(f"dataset.{part} ({config[part]}): {count} of {len(lab)} examples "
+                          f"have classes the train file lacks ({shown}{more}); the model never "
+                          "trains on them, so expect those examples to count as errors",
+                          UserWarning, stacklevel=4)
 
 
 __all__ = ["read_single_file", "read_split_files"]

@@ -10,13 +10,27 @@ number from the ``np.random.Generator`` they are given. Problems with the data r
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from ._generators import (  # re-exported: the generators are part of this API
+    GENERATORS as _GENERATORS,
+)
+from ._generators import (
+    MAX_GENERATED_VALUES,
+    PARAM_RULES,
+    ParamRule,
+    blobs,
+    circles,
+    flower,
+    joint_param_problems,
+    moons,
+    spiral,
+)
 
 _SHOWN = 3  # rows quoted per problem before "and N more"
 
@@ -80,137 +94,14 @@ class Dataset:
 
 def _make_dataset(X: np.ndarray, labels: np.ndarray, names: Sequence[str], name: str,
                   where: str, predefined: tuple[int, int, int] | None = None) -> Dataset:
+    if X.ndim != 2 or X.shape[1] < 1:
+        raise DatasetError(f"{where}: the data has no feature columns (X has shape {X.shape}); "
+                           "a network needs at least one feature")
     classes, y = np.unique(labels, return_inverse=True)
     if len(classes) < 2:
         raise DatasetError(f"{where}: the target has one class ({classes[0].item()!r}) in "
                            f"{len(labels)} examples; a classifier needs at least 2")
     return Dataset(X, y.reshape(-1), classes, tuple(names), name, predefined)
-
-
-# ---------------------------------------------------------------- generators
-
-
-def _class_sizes(n_samples: int, classes: int) -> np.ndarray:
-    return np.array([n_samples // classes + (j < n_samples % classes) for j in range(classes)])
-
-
-def circles(rng: np.random.Generator, n_samples: int = 400, noise: float = 0.05,
-            factor: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-    """Two concentric rings: outer radius 1 (class 0), inner radius ``factor`` (class 1).
-
-    Args:
-        rng: Source of every random draw.
-        n_samples: Number of points, split evenly between the rings.
-        noise: Standard deviation of the Gaussian noise added to each coordinate.
-        factor: Inner radius over outer radius, between 0 and 1.
-    """
-    y = np.repeat([0, 1], _class_sizes(n_samples, 2))
-    t = rng.uniform(0.0, 2.0 * np.pi, n_samples)
-    r = np.where(y == 0, 1.0, factor)
-    X = np.c_[r * np.cos(t), r * np.sin(t)] + rng.normal(0.0, noise, (n_samples, 2))
-    return X, y
-
-
-def moons(rng: np.random.Generator, n_samples: int = 400,
-          noise: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """Two interleaving half circles.
-
-    Args:
-        rng: Source of every random draw.
-        n_samples: Number of points, split evenly between the moons.
-        noise: Standard deviation of the Gaussian noise added to each coordinate.
-    """
-    sizes = _class_sizes(n_samples, 2)
-    t_out, t_in = rng.uniform(0.0, np.pi, sizes[0]), rng.uniform(0.0, np.pi, sizes[1])
-    outer = np.c_[np.cos(t_out), np.sin(t_out)]
-    inner = np.c_[1.0 - np.cos(t_in), 0.5 - np.sin(t_in)]
-    X = np.vstack([outer, inner]) + rng.normal(0.0, noise, (n_samples, 2))
-    return X, np.repeat([0, 1], sizes)
-
-
-def flower(rng: np.random.Generator, n_samples: int = 400, noise: float = 0.2,
-           radius: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
-    """The course's planar 'flower': two classes of interleaved petals.
-
-    Args:
-        rng: Source of every random draw.
-        n_samples: Number of points, half per class.
-        noise: Standard deviation of the noise on the angle and on the ray (0.2 in the course).
-        radius: Maximum ray of a petal (``a`` in the course).
-    """
-    blocks = []
-    for j, n in enumerate(_class_sizes(n_samples, 2)):
-        t = np.linspace(j * 3.12, (j + 1) * 3.12, n) + rng.normal(0.0, 1.0, n) * noise
-        r = radius * np.sin(4.0 * t) + rng.normal(0.0, 1.0, n) * noise
-        blocks.append(np.c_[r * np.sin(t), r * np.cos(t)])
-    return np.vstack(blocks), np.repeat([0, 1], _class_sizes(n_samples, 2))
-
-
-def spiral(rng: np.random.Generator, n_samples: int = 300, noise: float = 0.2,
-           classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """A spiral with one arm per class (CS231n).
-
-    Args:
-        rng: Source of every random draw.
-        n_samples: Number of points, split evenly between the arms.
-        noise: Standard deviation of the noise on each point's angle.
-        classes: Number of arms.
-    """
-    sizes = _class_sizes(n_samples, classes)
-    blocks = []
-    for j, n in enumerate(sizes):
-        r = np.linspace(0.0, 1.0, n)
-        t = np.linspace(j * 4.0, (j + 1) * 4.0, n) + rng.normal(0.0, noise, n)
-        blocks.append(np.c_[r * np.sin(t), r * np.cos(t)])
-    return np.vstack(blocks), np.repeat(np.arange(classes), sizes)
-
-
-def blobs(rng: np.random.Generator, n_samples: int = 300, classes: int = 3,
-          n_features: int = 2, cluster_std: float = 1.0,
-          center_box: Sequence[float] = (-10.0, 10.0)) -> tuple[np.ndarray, np.ndarray]:
-    """Isotropic Gaussian blobs, one per class.
-
-    Args:
-        rng: Source of every random draw.
-        n_samples: Number of points, split evenly between the blobs.
-        classes: Number of blobs.
-        n_features: Dimension of each point.
-        cluster_std: Standard deviation of each blob.
-        center_box: ``[low, high]``: the centers are drawn uniformly in this box.
-    """
-    y = np.repeat(np.arange(classes), _class_sizes(n_samples, classes))
-    centers = rng.uniform(center_box[0], center_box[1], (classes, n_features))
-    return centers[y] + rng.normal(0.0, cluster_std, (n_samples, n_features)), y
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_box(v: Any) -> bool:
-    return (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_real, v))
-            and v[0] < v[1])
-
-
-# Each generator parameter's rule, stated once: (accepts, what is allowed).
-_PARAM_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "n_samples": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
-    "noise": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
-    "factor": (lambda v: _is_real(v) and 0 < v < 1, "a number between 0 and 1"),
-    "radius": (lambda v: _is_real(v) and v > 0, "a number > 0"),
-    "classes": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
-    "n_features": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "cluster_std": (lambda v: _is_real(v) and v > 0, "a number > 0"),
-    "center_box": (_is_box, "[low, high] with low < high"),
-}
-
-_GENERATORS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
-    "circles": circles, "moons": moons, "flower": flower, "spiral": spiral, "blobs": blobs,
-}
 
 
 # ---------------------------------------------------------------- bundled (scikit-learn)
@@ -255,21 +146,32 @@ def dataset_param_names(name: str) -> tuple[str, ...]:
     return tuple(inspect.signature(_GENERATORS[name]).parameters)[1:]
 
 
+def _yaml(value: Any) -> str:
+    """A value as the grid file spells it: null, true, [1, 2]; strings quoted."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_yaml, value)) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _check_params(name: str, params: Mapping[str, Any]) -> None:
     allowed = dataset_param_names(name)
     problems = []
     for key, value in params.items():
         if key not in allowed:
-            problems.append(f"dataset.{key}: {name!r} takes no key {key!r}; "
-                            f"allowed: {', '.join(allowed) or 'none'}")
-        elif not _PARAM_RULES[key][0](value):
-            problems.append(f"dataset.{key}: {value!r} is not allowed; "
-                            f"expected {_PARAM_RULES[key][1]}")
-    if not problems and "classes" in allowed:
-        defaults = inspect.signature(_GENERATORS[name]).parameters
-        n, k = (params.get(p, defaults[p].default) for p in ("n_samples", "classes"))
-        if n < k:
-            problems.append(f"dataset.n_samples: {n} points cannot fill {k} classes")
+            takes = f"takes {', '.join(allowed)}" if allowed else "takes no parameters"
+            problems.append(f"dataset.{key}: unknown key {key!r}; {name} {takes}")
+        elif not PARAM_RULES[key].accepts(value):
+            problems.append(f"dataset.{key}: got {_yaml(value)}; {key} must be "
+                            f"{PARAM_RULES[key].describe()}")
+    if not problems and name in _GENERATORS:
+        problems = [f"dataset.{key}: {message}" for key, message in
+                    joint_param_problems(name, params)]
     if problems:
         raise DatasetError(problems)
 
@@ -340,13 +242,17 @@ def load_dataset(config: Mapping[str, Any] | str, base_dir: Path | str = ".",
 __all__ = [
     "BUNDLED",
     "DATASETS",
+    "GENERATED",
+    "MAX_GENERATED_VALUES",
+    "PARAM_RULES",
     "Dataset",
     "DatasetError",
-    "GENERATED",
+    "ParamRule",
     "blobs",
     "circles",
     "dataset_param_names",
     "flower",
+    "joint_param_problems",
     "load_dataset",
     "moons",
     "spiral",

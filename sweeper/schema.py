@@ -1,19 +1,19 @@
 """What a ``grid.yaml`` may say, stated once as tables of constraints.
 
-Every setting maps to a :class:`Rule`: a few constraints, any one of which a value may
-meet, and an optional note. One template renders every complaint, so each message
-carries the bad value and what is allowed (scikit-learn's ``_parameter_constraints``
-habit). :class:`Checker` walks mappings against these tables and collects
-:class:`Problem` records instead of raising at the first one; :func:`check_dataset` and
-:func:`check_split` check the two sections whose keys depend on each other.
+Every setting maps to a :class:`Rule` (the vocabulary is in :mod:`sweeper.constraints`):
+a few constraints, any one of which a value may meet, and an optional note. One template
+renders every complaint, so each message carries the bad value and what is allowed
+(scikit-learn's ``_parameter_constraints`` habit), then a hint where one helps.
+:class:`Checker` walks mappings against these tables and collects :class:`Problem`
+records instead of raising at the first one; :func:`check_dataset` and
+:func:`check_split` check the two sections whose keys depend on each other. The built-in
+datasets' parameters follow ``core.datasets.PARAM_RULES``, turned into this vocabulary.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,33 @@ from core.config import (
     OPTIMIZER_NAMES,
     TRAIN_KEYS,
 )
-from sweeper.yamlload import Problem, format_path, show
+from core.datasets import (
+    BUNDLED,
+    GENERATED,
+    PARAM_RULES,
+    ParamRule,
+    dataset_param_names,
+    joint_param_problems,
+)
+from sweeper.constraints import (
+    BOOL,
+    FALSE,
+    MAPPING,
+    NULL,
+    TEXT,
+    WHOLE,
+    Fields,
+    Kind,
+    ListOf,
+    MlflowName,
+    Num,
+    OneOf,
+    Rule,
+    rule,
+)
+from sweeper.yamlload import Problem, format_path, number_text_hint, path_key, show
 
-Path_ = tuple  # a YAML path: keys (str) and sequence indices (int)
+Path_ = tuple  # a YAML path: keys (str, or yamlload.Key) and sequence indices (int)
 
 
 def type_name(value: Any) -> str:
@@ -37,150 +61,6 @@ def type_name(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return show(value)
-
-
-# --------------------------------------------------------------------------- constraints
-
-
-def _finite(v: float) -> bool:
-    try:
-        return math.isfinite(v)
-    except OverflowError:  # an int beyond any float
-        return False
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)
-
-
-@dataclass(frozen=True)
-class Num:
-    """A finite number (never a boolean) within optional bounds; ``integer`` for ints only."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    integer: bool = False
-
-    def accepts(self, v: Any) -> bool:
-        kinds = int if self.integer else (int, float)
-        if isinstance(v, bool) or not isinstance(v, kinds) or not _finite(v):
-            return False
-        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
-            return False
-        return self.high is None or (v < self.high if self.high_open else v <= self.high)
-
-    def describe(self, plural: bool = False) -> str:
-        noun = "integer" if self.integer else "number"
-        if self.high is None and not self.integer:
-            noun = "finite " + noun
-        noun = noun + "s" if plural else ("an " if noun[0] in "aeiou" else "a ") + noun
-        if self.low is not None and self.high is not None:
-            lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{noun} in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
-        if self.low is not None:
-            return f"{noun} {'>' if self.low_open else '>='} {_fmt(self.low)}"
-        return noun
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """One of a few names (strings only, so ``true`` never passes for ``"true"``)."""
-
-    options: tuple[str, ...]
-
-    def accepts(self, v: Any) -> bool:
-        return isinstance(v, str) and v in self.options
-
-    def describe(self, plural: bool = False) -> str:
-        return "one of " + ", ".join(repr(o) for o in self.options)
-
-
-@dataclass(frozen=True)
-class Kind:
-    """Values of one kind: a test, and how to say it in the singular and the plural."""
-
-    test: Callable[[Any], bool]
-    what: str
-    whats: str = ""
-
-    def accepts(self, v: Any) -> bool:
-        return self.test(v)
-
-    def describe(self, plural: bool = False) -> str:
-        return (self.whats or self.what) if plural else self.what
-
-
-def _plain(v: Any) -> bool:
-    items = v if isinstance(v, list) else [v]
-    return all(isinstance(x, (str, int, float, type(None))) for x in items)
-
-
-NULL = Kind(lambda v: v is None, "null")
-FALSE = Kind(lambda v: v is False, "false")
-BOOL = Kind(lambda v: isinstance(v, bool), "true or false")
-TEXT = Kind(lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string",
-            "non-empty strings")
-MAPPING = Kind(lambda v: isinstance(v, dict), "a mapping", "mappings")
-PLAIN = Kind(_plain, "a number, string, boolean, null or a list of them")
-
-
-@dataclass(frozen=True)
-class ListOf:
-    """A list whose items all meet ``item``; non-empty unless ``empty`` is true."""
-
-    item: Any
-    empty: bool = False
-
-    def accepts(self, v: Any) -> bool:
-        return isinstance(v, list) and (self.empty or bool(v)) and all(map(self.item.accepts, v))
-
-    def describe(self, plural: bool = False) -> str:
-        kind = "list" if self.empty else "non-empty list"
-        return f"{kind + 's' if plural else 'a ' + kind} of {self.item.describe(True)}"
-
-
-@dataclass(frozen=True)
-class Fields:
-    """A mapping of known keys, each meeting its own rule (see :meth:`Checker.mapping`)."""
-
-    rules: Mapping[str, Rule]
-    required: tuple[str, ...] = ()
-
-    def accepts(self, v: Any) -> bool:
-        return (
-            isinstance(v, dict)
-            and all(k in self.rules and self.rules[k].accepts(x) for k, x in v.items())
-            and all(k in v for k in self.required)
-        )
-
-    def describe(self, plural: bool = False) -> str:
-        inner = ", ".join(f"{k}: {r.describe()}" for k, r in self.rules.items())
-        return ("mappings" if plural else "a mapping") + " {" + inner + "}"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one setting allows: any of ``anyof``; ``note`` adds meaning, ``text`` rewords."""
-
-    anyof: tuple[Any, ...]
-    note: str = ""
-    text: str = ""
-
-    def accepts(self, v: Any) -> bool:
-        return any(c.accepts(v) for c in self.anyof)
-
-    def fields(self) -> Fields | None:
-        return next((c for c in self.anyof if isinstance(c, Fields)), None)
-
-    def describe(self) -> str:
-        text = self.text or " or ".join(c.describe() for c in self.anyof)
-        return f"{text}, {self.note}" if self.note else text
-
-
-def rule(*anyof: Any, note: str = "", text: str = "") -> Rule:
-    return Rule(tuple(anyof), note, text)
 
 
 _KEEP = Num(0.001, 1)  # a mask decides in steps of 1/65,536; below 0.001 nothing is left to learn from
@@ -228,7 +108,8 @@ ENSEMBLE_RULES: dict[str, Rule] = {
 }
 RESOURCE_RULES: dict[str, Rule] = {
     "cpus_per_trial": rule(_POSITIVE),
-    "gpus_per_trial": rule(_NONNEG, note="fractions share a GPU"),
+    # Ray takes a fraction of one GPU or whole GPUs, never 1.5.
+    "gpus_per_trial": rule(Num(0, 1), WHOLE, note="a fraction of one GPU shares it"),
     "timeout_s": rule(_POSITIVE, NULL, note="null for no timeout"),
     "max_retries": rule(Num(0, integer=True)),
     "allow_cpu_fallback": rule(BOOL),
@@ -241,22 +122,26 @@ TRACKING_RULES: dict[str, Rule] = {
 SPLIT_RULES: dict[str, Rule] = {
     part: rule(Num(0, 1, low_open=True, high_open=True)) for part in ("train", "dev", "test")
 }
+MAX_SEEDS = 1000
+"""The most repeats of a grid point; more is surely a typo (and would take forever to plan)."""
+LIST_OF_MAPPINGS = Kind(lambda v: isinstance(v, list), "a list of mappings")
+
 # ``dataset``, ``split``, ``grid``, ``fixed`` and ``exclude`` have shapes of their own;
 # their rule here only names the shape, the spec checks the inside.
 TOP_RULES: dict[str, Rule] = {
-    "name": rule(TEXT, note="the MLflow experiment name"),
+    "name": rule(MlflowName(), note="the MLflow experiment and registered model name"),
     "seed": rule(Num(0, integer=True), note="the root of every random stream"),
-    "seeds": rule(_POS_INT, note="repeats of every grid point"),
+    "seeds": rule(Num(1, MAX_SEEDS, integer=True), note="repeats of every grid point"),
     "baseline_error": rule(Num(0, 1), note="human-level or Bayes error"),
     "dataset": rule(MAPPING, note="with one of name, path or train/dev/test"),
     "split": rule(OneOf(("auto",)), Fields(SPLIT_RULES, required=("train", "dev", "test"))),
     "grid": rule(MAPPING, note="from training settings to lists of candidates"),
     "fixed": rule(MAPPING, NULL, note="from training settings to one value each"),
-    "exclude": rule(ListOf(MAPPING, empty=True), NULL,
-                    note="partial grid points to leave out"),
-    "ensemble": rule(Fields(ENSEMBLE_RULES)),
-    "resources": rule(Fields(RESOURCE_RULES)),
-    "tracking": rule(Fields(TRACKING_RULES)),
+    # Only the list is checked here; each entry gets its own problem (sections._exclude).
+    "exclude": rule(LIST_OF_MAPPINGS, NULL, note="partial grid points to leave out"),
+    "ensemble": rule(Fields(ENSEMBLE_RULES), NULL, note="null for the defaults"),
+    "resources": rule(Fields(RESOURCE_RULES), NULL, note="null for the defaults"),
+    "tracking": rule(Fields(TRACKING_RULES), NULL, note="null for the defaults"),
 }
 TOP_REQUIRED = ("name", "dataset", "grid")
 
@@ -290,25 +175,35 @@ def plain(value: Any) -> Any:
     return value
 
 
-_FALLBACK_DATASETS = {  # used only when core.datasets cannot be imported
-    "circles": ("n_samples", "noise", "factor"), "moons": ("n_samples", "noise"),
-    "flower": ("n_samples", "noise"), "spiral": ("n_samples", "noise", "classes"),
-    "blobs": ("n_samples", "classes", "n_features", "cluster_std", "center_box"),
-    "digits": (), "breast_cancer": (), "iris": (), "wine": (),
-}
 FILE_TYPES = (".csv", ".npz")
+
+
+def _param_constraint(param: ParamRule) -> Any:
+    if param.pair:
+        return Kind(param.accepts, param.describe())
+    return Num(param.low, param.high, param.low_open, param.high_open, param.integer)
+
+
+# The generators' parameters, from the rules core.datasets checks with, in this schema's terms.
+DATASET_RULES: dict[str, Rule] = {k: rule(_param_constraint(p)) for k, p in PARAM_RULES.items()}
 
 
 def builtin_datasets() -> dict[str, tuple[str, ...]]:
     """Each built-in dataset's name and the parameters it takes, from ``core.datasets``."""
-    try:
-        from core import datasets
-    except ImportError:
-        return dict(_FALLBACK_DATASETS)
-    return {name: tuple(datasets.dataset_param_names(name)) for name in datasets.DATASETS}
+    return {name: dataset_param_names(name) for name in (*GENERATED, *BUNDLED)}
 
 
 # --------------------------------------------------------------------------- the checker
+
+
+def _number_hint(value: Any, rule_: Rule) -> str:
+    """For text that reads as a number where a number is expected (YAML 1.1's ``1e-3``)."""
+    numbers = rule_.numbers()
+    items = value if isinstance(value, list) else [value]
+    text = next((v for v in items if isinstance(v, str)), None)
+    if not numbers or text is None:
+        return ""
+    return number_text_hint(text, integer=all(n.integer for n in numbers))
 
 
 class Checker:
@@ -336,20 +231,26 @@ class Checker:
         self.problems.append(Problem(self.filename, shown, where, message))
 
     def bad(self, path: Path_, value: Any, name: str, rule_: Rule) -> None:
-        """The one message template: the bad value, then what is allowed."""
+        """The one message template: the bad value, then what is allowed, then a hint."""
         names = [o for c in rule_.anyof if isinstance(c, OneOf) for o in c.options]
         close = difflib.get_close_matches(value, names, n=1) if isinstance(value, str) else []
-        hint = f"; did you mean {close[0]}?" if close else ""
+        hints = [f"did you mean {close[0]}?"] if close else []
+        hints += [w for w in (rule_.why(value), _number_hint(value, rule_)) if w]
+        hint = "".join(f"; {h}" for h in hints)
         self.add(path, f"got {show(value)}; {name} must be {rule_.describe()}{hint}")
 
     def unknown(
-        self, path: Path_, key: Any, allowed: Iterable[str], what: str = "unknown key"
+        self, path: Path_, key: Any, allowed: Iterable[str], what: str = "unknown key",
+        takes: str = "",
     ) -> None:
-        """A key that is not allowed here, with the closest allowed one as a suggestion."""
+        """A key that is not allowed here, with the closest allowed one as a suggestion.
+
+        ``takes`` replaces the ``allowed: ...`` list when nothing is close.
+        """
         allowed = [str(a) for a in allowed]
         close = difflib.get_close_matches(key, allowed, n=1) if isinstance(key, str) else []
-        hint = f"did you mean {close[0]}?" if close else f"allowed: {', '.join(allowed)}"
-        self.add(path, f"{what} {show(key)}; {hint}")
+        listed = takes or f"allowed: {', '.join(allowed) or 'none'}"
+        self.add(path, f"{what} {show(key)}; {f'did you mean {close[0]}?' if close else listed}")
 
     def value(self, path: Path_, value: Any, name: str, rule_: Rule) -> bool:
         """Checks one value; a mapping rule recurses into its fields. True when valid."""
@@ -381,7 +282,7 @@ class Checker:
             if key in extra:
                 out[key] = value
             elif key not in rules:
-                self.unknown((*path, key), key, [*rules, *extra_keys])
+                self.unknown((*path, path_key(key)), key, [*rules, *extra_keys])
             elif self.value((*path, key), value, key, rules[key]):
                 out[key] = value
         for key in required:
@@ -409,12 +310,7 @@ def check_dataset(ck: Checker, data: Any, base_dir: Path) -> Any:
                "path (one .csv or .npz file) or train, dev and test (three files)")
         return None
     if sources == ["name"]:
-        catalogue = builtin_datasets()
-        params = catalogue.get(data["name"]) if isinstance(data["name"], str) else None
-        rules = {"name": rule(OneOf(tuple(catalogue)))}
-        rules.update({p: rule(PLAIN) for p in params or ()})
-        others = [k for k in data if k != "name"] if params is None else ()
-        out = ck.mapping(("dataset",), data, rules, extra_keys=others)
+        out = _builtin_dataset(ck, data)
     else:
         keys = ("path",) if sources == ["path"] else ("train", "dev", "test")
         rules = {k: rule(TEXT, note="a .csv or .npz file") for k in keys}
@@ -426,6 +322,31 @@ def check_dataset(ck: Checker, data: Any, base_dir: Path) -> Any:
     if len(ck.problems) > before:
         return None
     return {k: tuple(v) if isinstance(v, list) else v for k, v in out.items()}
+
+
+def _builtin_dataset(ck: Checker, data: dict) -> dict:
+    """A built-in dataset's name and parameters, each parameter against its rule."""
+    catalogue = builtin_datasets()
+    name = data["name"]
+    if not ck.value(("dataset", "name"), name, "name", rule(OneOf(tuple(catalogue)))):
+        return data  # which parameters it takes is unknown: no more to say
+    takes = catalogue[name]
+    before = len(ck.problems)
+    for key, value in data.items():
+        if key == "name":
+            continue
+        path = ("dataset", path_key(key))
+        if not takes:
+            ck.add(path, f"unknown key {show(key)}; {name} takes no parameters, only name")
+        elif key not in takes:
+            ck.unknown(path, key, takes, takes=f"{name} takes {', '.join(takes)}")
+        else:
+            ck.value(path, value, key, DATASET_RULES[key])
+    if len(ck.problems) == before and takes:
+        params = {k: v for k, v in data.items() if k != "name"}
+        for key, message in joint_param_problems(name, params):
+            ck.add(("dataset", key), message)
+    return data
 
 
 def _data_file(ck: Checker, key: str, value: str, base_dir: Path) -> str:
@@ -456,7 +377,8 @@ def check_split(ck: Checker, value: Any, dataset: Mapping[str, Any] | None) -> A
 
 
 __all__ = [
-    "ENSEMBLE_METHODS", "ENSEMBLE_RULES", "RESOURCE_RULES", "SPLIT_RULES", "TOP_REQUIRED",
-    "TOP_RULES", "TRAIN_RULES", "Checker", "Fields", "Kind", "ListOf", "Num", "OneOf", "Rule",
-    "builtin_datasets", "canonical", "check_dataset", "check_split", "plain", "rule",
+    "DATASET_RULES", "ENSEMBLE_METHODS", "ENSEMBLE_RULES", "MAX_SEEDS", "RESOURCE_RULES",
+    "SPLIT_RULES", "TOP_REQUIRED", "TOP_RULES", "TRAIN_RULES", "Checker", "Fields", "Kind",
+    "ListOf", "MlflowName", "Num", "OneOf", "Rule", "builtin_datasets", "canonical",
+    "check_dataset", "check_split", "plain", "rule", "type_name",
 ]

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweeper.schema import TRAIN_RULES, Checker, canonical, plain
-from sweeper.yamlload import Problem, show
+from sweeper.yamlload import Problem, path_key, show
 
 MAX_POINTS = 1_000_000
 """The most grid points (before repeats) a sweep may have; more is surely a typo."""
+MAX_TRIALS = 1_000_000
+"""The most trials (grid points x seeds) a sweep may have."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,20 @@ def _points(grid: Any, exclude: Any) -> Iterator[tuple[tuple[str, Any], ...]]:
             yield point
 
 
+def count_points(grid: Any, exclude: Any) -> int:
+    """How many of ``grid``'s points ``exclude`` leaves, without building them all.
+
+    Only the axes that some exclude entry names are walked; the others multiply.
+    """
+    sizes = {key: len(values) for key, values in grid}
+    named = {key for entry in exclude for key, _ in entry}
+    free = math.prod(n for key, n in sizes.items() if key not in named)
+    if not exclude:
+        return free
+    walked = tuple((key, values) for key, values in grid if key in named)
+    return free * sum(1 for _ in _points(walked, exclude))
+
+
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -62,12 +78,12 @@ def _training(ck: Checker, data: Mapping[str, Any]) -> tuple[dict[str, tuple], d
     grid = {}
     for key, values in grid_raw.items():
         if key not in TRAIN_RULES:
-            ck.unknown(("grid", key), key, TRAIN_RULES)
+            ck.unknown(("grid", path_key(key)), key, TRAIN_RULES)
         else:
             axis = _axis(ck, key, values)
             if axis is not None:
                 grid[key] = axis
-    for key in grid_raw.keys() & fixed_raw.keys():
+    for key in grid_raw.keys() & fixed_raw.keys() & TRAIN_RULES.keys():
         ck.add(("fixed", key), f"got {key} in both grid (line {ck.line(('grid', key))}) and "
                f"fixed (line {ck.line(('fixed', key))}); a key is in grid or fixed, never both")
     if "architecture" not in grid_raw and "architecture" not in fixed_raw:
@@ -102,17 +118,23 @@ def _axis(ck: Checker, key: str, values: Any) -> tuple | None:
 
 def _exclude(ck: Checker, entries: list, grid: dict[str, tuple], grid_raw: Any) -> list[tuple]:
     """``exclude``: each entry a partial point over grid axes, with values from those axes."""
+    axes = [key for key in _dict(grid_raw) if key in TRAIN_RULES]
     out = []
     for i, entry in enumerate(entries):
         path = ("exclude", i)
+        if not isinstance(entry, dict):
+            ck.add(path, f"got {show(entry)}; an exclude entry must be a mapping of grid axes "
+                   f"to values, such as {{{axes[0] if axes else 'lambda'}: ...}}")
+            continue
         if not entry:
             ck.add(path, "got {}; an empty exclude entry would leave out every point; give "
                    "grid axes and their values")
             continue
         rule = []
         for key, value in entry.items():
-            if key not in _dict(grid_raw):
-                ck.unknown((*path, key), key, _dict(grid_raw), what="not a grid axis:")
+            if key not in axes:
+                if key not in _dict(grid_raw):  # a bad grid key is reported in grid
+                    ck.unknown((*path, path_key(key)), key, axes, what="not a grid axis:")
             elif key in grid:
                 valid = TRAIN_RULES[key].accepts(value)
                 if not valid or canonical(key, value) not in grid[key]:
@@ -134,6 +156,10 @@ def _keep_prob_lengths(ck: Checker, grid: dict, fixed: dict, exclude: list) -> N
     else:
         candidates = [(("fixed", "keep_prob"), fixed["keep_prob"])] if "keep_prob" in fixed else []
     pair_rules = [dict(r) for r in exclude if {k for k, _ in r} <= {"keep_prob", "architecture"}]
+    # exclude names grid axes only: a clash of fixed values cannot be excluded.
+    escape = ""
+    if "architecture" in grid:
+        escape = f" (or exclude {'the pair' if 'keep_prob' in grid else 'that architecture'})"
     for path, kp in candidates:
         if not isinstance(kp, tuple):
             continue
@@ -142,7 +168,7 @@ def _keep_prob_lengths(ck: Checker, grid: dict, fixed: dict, exclude: list) -> N
         if clash:
             meets = ", ".join(f"{show(a)} ({len(a)} hidden layer{'' if len(a) == 1 else 's'})" for a in clash)
             ck.add(path, f"got {show(kp)} ({len(kp)} values); it meets architecture {meets}; "
-                   f"keep_prob must be {TRAIN_RULES['keep_prob'].describe()} (or exclude the pair)")
+                   f"keep_prob must be {TRAIN_RULES['keep_prob'].describe()}{escape}")
 
 
 def _count_points(ck: Checker, grid: dict, exclude: list, bad_grid: set) -> int:
@@ -153,11 +179,18 @@ def _count_points(ck: Checker, grid: dict, exclude: list, bad_grid: set) -> int:
     if total > MAX_POINTS:
         ck.add(("grid",), f"got {total:,} grid points; a sweep may have at most {MAX_POINTS:,}")
         return 0
-    n = sum(1 for _ in _points(tuple(grid.items()), exclude)) if exclude else total
+    n = count_points(tuple(grid.items()), exclude)
     if n == 0:
         ck.add(("exclude",), f"got exclude rules that leave none of the {total} grid points; "
                "exclude must leave at least one")
     return n
+
+
+def _count_trials(ck: Checker, n_points: int, seeds: int) -> None:
+    """Points times repeats, within :data:`MAX_TRIALS`."""
+    if n_points * seeds > MAX_TRIALS:
+        ck.add(("seeds",), f"got {seeds:,} seeds x {n_points:,} grid points = "
+               f"{n_points * seeds:,} trials; a sweep may have at most {MAX_TRIALS:,} trials")
 
 
 def _ensemble(ck: Checker, section: dict) -> EnsembleSpec:
@@ -196,4 +229,4 @@ def _resources(section: dict) -> Resources:
     return Resources(**{**section, **floats})
 
 
-__all__ = ["MAX_POINTS", "EnsembleSpec", "Resources"]
+__all__ = ["MAX_POINTS", "MAX_TRIALS", "EnsembleSpec", "Resources", "count_points"]

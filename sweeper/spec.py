@@ -10,6 +10,7 @@ so growing a grid changes no existing trial's digest.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import math
@@ -32,20 +33,22 @@ from sweeper.schema import (
 )
 from sweeper.sections import (
     MAX_POINTS,
+    MAX_TRIALS,
     EnsembleSpec,
     Resources,
     _count_points,
+    _count_trials,
     _dict,
     _ensemble,
     _ensemble_warnings,
     _exclude,
-    _points,
     _keep_prob_lengths,
+    _points,
     _resources,
     _training,
+    count_points,
 )
 from sweeper.yamlload import MAX_BYTES, Problem, YamlError, load_yaml, show, too_large
-
 
 
 class SpecError(Exception):
@@ -133,9 +136,17 @@ class SweepSpec:
         """The grid points left after ``exclude``, in order (the last axis varies fastest)."""
         return _points(self.grid, self.exclude)
 
+    def n_points(self) -> int:
+        """The grid points left after ``exclude``, counted without building them."""
+        return count_points(self.grid, self.exclude)
+
     def n_trials(self) -> int:
-        """Grid points times repeats."""
-        return sum(1 for _ in self.points()) * self.seeds
+        """Grid points (after ``exclude``) times repeats, counted without building them.
+
+        Cheap enough to check a trial budget before :func:`expand` or a plan: at most
+        the product of the axes that ``exclude`` names is walked, never the trials.
+        """
+        return self.n_points() * self.seeds
 
 
 @dataclass(frozen=True)
@@ -268,13 +279,23 @@ def load_spec(path: str | Path) -> SweepSpec:
             raw = stream.read(MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
             raise SpecError([too_large(name, path.stat().st_size, MAX_BYTES)])
-        text = raw.decode("utf-8-sig")
     except OSError as exc:
         raise SpecError([Problem(name, "", None, f"cannot read {path.resolve()}: "
                                  f"{exc.strerror or exc}")]) from None
+    return parse_spec(_decode(raw, name), name, path.parent, path=path.resolve())
+
+
+def _decode(raw: bytes, name: str) -> str:
+    """UTF-8 text (a byte-order mark dropped), or a problem at the first bad byte's line."""
+    body = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        return body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError([Problem(name, "", None, f"not UTF-8 text: {exc}")]) from None
-    return parse_spec(text, name, path.parent, path=path.resolve())
+        line = body.count(b"\n", 0, exc.start) + 1
+        column = exc.start - body.rfind(b"\n", 0, exc.start)
+        message = (f"not UTF-8 text: byte 0x{body[exc.start]:02x} at column {column} "
+                   f"({exc.reason}); save the file as UTF-8")
+        raise SpecError([Problem(name, "", line, message)]) from None
 
 
 def parse_spec(
@@ -310,10 +331,11 @@ def parse_spec(
     exclude = _exclude(ck, top.get("exclude") or [], grid, data.get("grid"))
     _keep_prob_lengths(ck, grid, fixed, exclude)
     n_points = _count_points(ck, grid, exclude, bad_grid=set(_dict(data.get("grid"))) - set(grid))
-    ensemble = _ensemble(ck, top.get("ensemble", {}))
+    seeds = top.get("seeds", 1)
+    _count_trials(ck, n_points, seeds)
+    ensemble = _ensemble(ck, top.get("ensemble") or {})
     if ck.problems:
         raise SpecError(ck.problems)
-    seeds = top.get("seeds", 1)
     return SweepSpec(
         path=path,
         text=text,
@@ -327,13 +349,14 @@ def parse_spec(
         fixed=tuple(fixed.items()),
         exclude=tuple(exclude),
         ensemble=ensemble,
-        resources=_resources(top.get("resources", {})),
+        resources=_resources(top.get("resources") or {}),
         history_points=(top.get("tracking") or {}).get("history_points"),
         warnings=_ensemble_warnings(filename, ck, ensemble, n_points * seeds),
     )
 
 
 __all__ = [
-    "MAX_POINTS", "EnsembleSpec", "FrozenMap", "Problem", "Resources", "SpecError", "SweepSpec",
-    "TrialSpec", "data_seed", "derive_seed", "expand", "load_spec", "parse_spec", "trial_digest",
+    "MAX_POINTS", "MAX_TRIALS", "EnsembleSpec", "FrozenMap", "Problem", "Resources", "SpecError",
+    "SweepSpec", "TrialSpec", "data_seed", "derive_seed", "expand", "load_spec", "parse_spec",
+    "trial_digest",
 ]

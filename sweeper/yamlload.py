@@ -13,6 +13,7 @@ in the text) and then built by one walk that counts every node it produces, so a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,14 +43,38 @@ class Problem:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
+@dataclass(frozen=True)
+class Key:
+    """A mapping key that is not a string (``1``, ``null``, ``true``) as part of a YAML path.
+
+    Sequence indices are plain ints in a path, so a mapping's int key must not be one:
+    ``grid: {1: [2]}`` is ``grid.1``, not ``grid[1]``.
+    """
+
+    value: Any
+
+    def __str__(self) -> str:
+        return _show(self.value)
+
+
+def path_key(key: Any) -> Any:
+    """A mapping key as a path part: strings as they are, anything else as a :class:`Key`."""
+    return key if isinstance(key, str) else Key(key)
+
+
 def format_path(path: Iterable[Any]) -> str:
-    """Renders ``("grid", "keep_prob", 2)`` as ``grid.keep_prob[2]``."""
+    """Renders ``("grid", "keep_prob", 2)`` as ``grid.keep_prob[2]``.
+
+    Ints are sequence indices; a mapping's non-string keys come as :class:`Key`
+    (see :func:`path_key`) and show as YAML spells them: ``fixed.null``.
+    """
     out = ""
     for part in path:
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            text = str(part) if isinstance(part, (str, Key)) else _show(part)
+            out += f".{text}" if out else text
     return out
 
 
@@ -69,6 +94,31 @@ def _show(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
     return repr(value)
+
+
+def number_text_hint(text: str, integer: bool = False) -> str:
+    """Why a number came out as text, and how to write it, or ``""`` if it is no number.
+
+    YAML 1.1 (PyYAML's) reads ``1e-3`` as a string: a float needs a dot, and an exponent
+    a sign (``1.0e-3``). A number in quotes is text too.
+    """
+    try:
+        number = float(text)
+    except ValueError:
+        return ""
+    if not math.isfinite(number) or not text.strip():
+        return ""
+    if isinstance(yaml.safe_load(text), (int, float)):
+        return f"quoted, {text} is text; write it without quotes"
+    if integer and number.is_integer():
+        return f"YAML reads {text} as text; write {int(number)}"
+    mantissa, _, exponent = text.strip().lower().replace("_", "").partition("e")
+    spellings = [] if "e" in repr(number) else [repr(number)]
+    if exponent:
+        mantissa = mantissa if "." in mantissa else mantissa + ".0"
+        exponent = exponent if exponent[0] in "+-" else "+" + exponent
+        spellings.append(f"{mantissa}e{exponent}")
+    return f"YAML reads {text} as text; write {' or '.join(spellings) or repr(number)}"
 
 
 MAX_BYTES = 1 << 20
@@ -195,14 +245,15 @@ class _Builder:
                              "keys must be plain strings")
                 continue
             key = self.scalar(key_node, path)
+            part = path_key(key)
             if key in first_line:
-                self.problem((*path, key), line, f"duplicate key {show(key)} (first at line "
+                self.problem((*path, part), line, f"duplicate key {show(key)} (first at line "
                              f"{first_line[key]}, again at line {line}); a key may appear "
                              "once in a mapping")
                 continue
             first_line[key] = line
-            locs[(*path, key)] = line
-            out[key] = self.build(value_node, (*path, key), locs, depth + 1)
+            locs[(*path, part)] = line
+            out[key] = self.build(value_node, (*path, part), locs, depth + 1)
         for merge in merges:
             self.merge(merge, path, locs, depth, out)
         return out
@@ -220,7 +271,7 @@ class _Builder:
             for key, value in merged.items():
                 if key not in out:
                     out[key] = value
-                    prefix = (*path, key)
+                    prefix = (*path, path_key(key))
                     locs.update({p: ln for p, ln in theirs.items() if p[: len(prefix)] == prefix})
 
 
@@ -296,6 +347,6 @@ def _syntax_problem(filename: str, exc: yaml.MarkedYAMLError) -> Problem:
 
 
 __all__ = [
-    "MAX_BYTES", "MAX_NODES", "Locations", "Problem", "YamlError",
-    "format_path", "load_yaml", "show", "too_large",
+    "MAX_BYTES", "MAX_NODES", "Key", "Locations", "Problem", "YamlError",
+    "format_path", "load_yaml", "number_text_hint", "path_key", "show", "too_large",
 ]

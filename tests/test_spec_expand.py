@@ -242,3 +242,22 @@ def test_specs_and_trials_are_frozen_and_picklable():
         spec.seed = 3  # type: ignore[misc]
     with pytest.raises(TypeError):
         spec.dataset["name"] = "moons"  # type: ignore[index]
+
+
+def test_n_trials_counts_after_exclude_and_times_seeds():
+    spec = parse_spec(SMALL.format(seeds=3, lambdas="[0, 0.1, 0.2]",
+                                   extra="exclude:\n  - {lambda: 0.1, architecture: [4]}\n"))
+    assert spec.n_points() == len(list(spec.points())) == 5
+    assert spec.n_trials() == 15 == len(expand(spec, "fp"))
+
+
+@pytest.mark.timeout(20)
+def test_n_trials_of_a_huge_grid_is_counted_without_building_its_points():
+    # 10^9 points: walking them would take hours; only the named axis is walked.
+    axis = tuple(float(i) for i in range(1000))
+    spec = dataclasses.replace(
+        parse_spec(SMALL.format(seeds=1000, lambdas="[0]", extra="")),
+        grid=(("lambda", axis), ("l1", axis), ("init_scale", axis)),
+        exclude=((("l1", 0.0),), (("l1", 1.0),)),
+    )
+    assert spec.n_trials() == 1000 * 1000 * 998 * 1000

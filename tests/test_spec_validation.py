@@ -1,36 +1,11 @@
 """Validation of grid.yaml: every problem at once, each with file, path, line, value, allowed."""
 
-from pathlib import Path
-
 import pytest
+from spechelp import ARCH, KEEP, NONNEG, POS, VALID, assert_problem, find, spec_error
 
 from core.config import TRAIN_KEYS
 from sweeper.schema import TRAIN_RULES
-from sweeper.spec import Problem, SpecError, load_spec, parse_spec
-from sweeper.yamlload import MAX_BYTES
-
-
-def spec_error(text: str, base_dir: Path | str = ".") -> SpecError:
-    with pytest.raises(SpecError) as err:
-        parse_spec(text, "grid.yaml", base_dir)
-    return err.value
-
-
-def find(err: SpecError, path: str) -> Problem:
-    found = [p for p in err.problems if p.path == path]
-    assert found, f"no problem at {path!r} in:\n{err}"
-    return found[0]
-
-
-def assert_problem(err: SpecError, line: int | None, path: str, *fragments: str) -> Problem:
-    problem = find(err, path)
-    text = str(problem)
-    assert problem.line == line, text
-    assert text.startswith(f"grid.yaml:{line}: {path}: " if line else f"grid.yaml: {path}: "), text
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-    return problem
-
+from sweeper.spec import parse_spec
 
 # A setting under ``fixed`` on line 6; the grid has one architecture.
 FIXED = """\
@@ -50,11 +25,6 @@ fixed:
 grid:
   {key}: [{good}, {bad}]
 """
-
-KEEP = "a number in [0.001, 1], one for all hidden layers or a list with one per hidden layer"
-ARCH = "a non-empty list of integers >= 1"
-NONNEG = "a finite number >= 0"
-POS = "a finite number > 0"
 
 BAD_SETTINGS = [
     ("keep_prob", "0", "0", KEEP),
@@ -154,16 +124,6 @@ def test_every_training_key_has_a_rule():
 
 # ----------------------------------------------------------------------------- unknown keys
 
-VALID = """\
-name: t
-dataset: {name: circles}
-grid:
-  lambda: [0, 0.01]
-fixed:
-  architecture: [4]
-ensemble: {method: caruana}
-resources: {cpus_per_trial: 1}
-"""
 
 
 def test_unknown_grid_key_suggests_the_closest():
@@ -204,14 +164,39 @@ def test_dotted_early_stopping_keys_are_unknown():
 
 
 @pytest.mark.parametrize(
+    "name, shown, why",
+    [
+        ('"a/b"', "'a/b'", "it contains '/'"),
+        ('"x:y"', "'x:y'", "it contains ':'"),
+        ('"../../x"', "'../../x'", "it contains '/'"),
+        ('"  pad  "', "'  pad  '", "it starts or ends with a space"),
+        ('"tab\\there"', "'tab\\there'", "it contains a control character"),
+        ('".."', "'..'", "MLflow refuses '.'"),
+        pytest.param("n" * 250, "'nnnn", "it has 250 characters", id="250 characters"),
+    ],
+)
+def test_names_mlflow_would_refuse_later_are_refused_now(name, shown, why):
+    problem = assert_problem(spec_error(VALID.replace("name: t", f"name: {name}")), 1, "name",
+                             f"got {shown}", "a string of 1 to 249 characters without '/', ':'",
+                             "the MLflow experiment and registered model name")
+    assert f"registered model name; {why}" in problem.message
+
+
+@pytest.mark.parametrize("name", ["my sweep-1.0 (v2)", pytest.param("n" * 249, id="249 characters"),
+                                  "café", ".hidden"])
+def test_names_mlflow_takes_are_accepted(name):
+    assert parse_spec(VALID.replace("name: t", f"name: {name!r}")).name == name
+
+
+@pytest.mark.parametrize(
     "old, new, line, path, fragments",
     [
-        ("name: t", 'name: ""', 1, "name", ("got ''", "a non-empty string")),
-        ("name: t", "name: 5", 1, "name", ("got 5", "a non-empty string")),
+        ("name: t", 'name: ""', 1, "name", ("got ''", "a string of 1 to 249 characters")),
+        ("name: t", "name: 5", 1, "name", ("got 5", "a string of 1 to 249 characters")),
         ("name: t", "name: t\nseed: -1", 2, "seed", ("got -1", "an integer >= 0")),
         ("name: t", "name: t\nseed: 1.5", 2, "seed", ("got 1.5", "an integer >= 0")),
-        ("name: t", "name: t\nseeds: 0", 2, "seeds", ("got 0", "an integer >= 1")),
-        ("name: t", "name: t\nseeds: true", 2, "seeds", ("got true", "an integer >= 1")),
+        ("name: t", "name: t\nseeds: 0", 2, "seeds", ("got 0", "an integer in [1, 1000]")),
+        ("name: t", "name: t\nseeds: true", 2, "seeds", ("got true", "an integer in [1, 1000]")),
         ("name: t", "name: t\nbaseline_error: 1.5", 2, "baseline_error", ("got 1.5", "[0, 1]")),
         ("name: t", "name: t\nbaseline_error: -0.1", 2, "baseline_error", ("got -0.1", "[0, 1]")),
         ("name: t", "name: t\nexclude: {lambda: 0}", 2, "exclude",
@@ -222,6 +207,48 @@ def test_dotted_early_stopping_keys_are_unknown():
 )
 def test_bad_top_level_values(old, new, line, path, fragments):
     assert_problem(spec_error(VALID.replace(old, new)), line, path, *fragments)
+
+
+@pytest.mark.parametrize(
+    "setting, value, path, hint",
+    [
+        ("learning_rate", "1e-3", "fixed.learning_rate",
+         "; YAML reads 1e-3 as text; write 0.001 or 1.0e-3"),
+        ("epochs", "1e3", "fixed.epochs", "; YAML reads 1e3 as text; write 1000"),
+        ("lambda", '"0.5"', "fixed.lambda", "; quoted, 0.5 is text; write it without quotes"),
+        ("keep_prob", "[1.0, 5e-1]", "fixed.keep_prob",
+         "; YAML reads 5e-1 as text; write 0.5 or 5.0e-1"),
+    ],
+)
+def test_a_number_yaml_read_as_text_gets_a_hint(setting, value, path, hint):
+    text = VALID.replace("  architecture: [4]", f"  architecture: [4]\n  {setting}: {value}")
+    problem = assert_problem(spec_error(text), 7, path, f"{setting} must be")
+    assert problem.message.endswith(hint)
+
+
+def test_a_number_in_a_grid_axis_read_as_text_gets_a_hint():
+    err = spec_error(VALID.replace("lambda: [0, 0.01]", "learning_rate: [0.1, 1e-3]"))
+    problem = assert_problem(err, 4, "grid.learning_rate[1]", "got '1e-3'; learning_rate must be")
+    assert problem.message.endswith("; YAML reads 1e-3 as text; write 0.001 or 1.0e-3")
+
+
+def test_text_that_is_no_number_gets_no_number_hint():
+    err = spec_error(VALID.replace("[0, 0.01]", "[0, lots]"))
+    assert "YAML" not in assert_problem(err, 4, "grid.lambda[1]", "got 'lots'").message
+
+
+@pytest.mark.parametrize(
+    "old, new, line, path, key",
+    [
+        ("  lambda: [0, 0.01]", "  lambda: [0, 0.01]\n  1: [2]", 5, "grid.1", "1"),
+        ("  architecture: [4]", "  architecture: [4]\n  null: 3", 7, "fixed.null", "null"),
+        ("  architecture: [4]", "  architecture: [4]\n  true: 3", 7, "fixed.true", "true"),
+        ("name: t", "name: t\n2.5: x", 2, "2.5", "2.5"),
+        ("{method: caruana}", "{method: caruana, 7: 1}", 7, "ensemble.7", "7"),
+    ],
+)
+def test_non_string_keys_are_shown_as_keys_not_list_indices(old, new, line, path, key):
+    assert_problem(spec_error(VALID.replace(old, new)), line, path, f"unknown key {key};")
 
 
 def test_missing_required_keys_are_each_reported():
@@ -300,7 +327,7 @@ grid:
 def test_keep_prob_list_length_must_match_every_architecture():
     err = spec_error(KEEP_GRID)
     assert_problem(err, 4, "grid.keep_prob[1]", "got [1.0, 0.8] (2 values)",
-                   "architecture [20, 3, 4] (3 hidden layers)", KEEP)
+                   "architecture [20, 3, 4] (3 hidden layers)", KEEP, "(or exclude the pair)")
     assert len(err.problems) == 1
 
 
@@ -312,157 +339,16 @@ def test_keep_prob_length_clash_can_be_excluded():
 
 def test_fixed_keep_prob_list_against_fixed_architecture():
     text = VALID.replace("  architecture: [4]", "  architecture: [4]\n  keep_prob: [0.9, 0.9]")
-    assert_problem(spec_error(text), 7, "fixed.keep_prob", "got [0.9, 0.9]", "architecture [4]")
+    problem = assert_problem(spec_error(text), 7, "fixed.keep_prob", "got [0.9, 0.9]",
+                             "architecture [4]")
+    assert "exclude" not in problem.message  # exclude names grid axes: no way out there
 
 
-# ----------------------------------------------------------------------------- exclude
-
-
-def test_exclude_key_must_be_a_grid_axis():
-    err = spec_error(VALID + "exclude:\n  - {lambda: 0, optimizr: gd}\n")
-    assert_problem(err, 10, "exclude[0].optimizr", "not a grid axis: 'optimizr'", "allowed: lambda")
-
-
-def test_exclude_value_must_be_among_the_axis_values():
-    err = spec_error(VALID + "exclude:\n  - {lambda: 0.5}\n")
-    assert_problem(err, 10, "exclude[0].lambda", "got 0.5", "among grid.lambda: 0.0, 0.01")
-
-
-def test_empty_exclude_entry_is_an_error():
-    assert_problem(spec_error(VALID + "exclude:\n  - {}\n"), 10, "exclude[0]", "got {}")
-
-
-def test_exclude_leaving_no_points_is_an_error():
-    err = spec_error(VALID + "exclude:\n  - {lambda: 0}\n  - {lambda: 0.01}\n")
-    assert_problem(err, 9, "exclude", "leave none of the 2 grid points")
-
-
-# ----------------------------------------------------------------------------- dataset, split
-
-
-@pytest.mark.parametrize(
-    "dataset, path, fragments",
-    [
-        ("{n_samples: 10}", "dataset", ("got keys n_samples", "exactly one of name")),
-        ("{name: circles, path: d.csv, target: y}", "dataset",
-         ("got name and path", "exactly one of")),
-        ("{name: circels}", "dataset.name", ("got 'circels'", "one of 'circles', 'moons'",
-                                             "did you mean circles?")),
-        ("{name: circles, target: y}", "dataset.target", ("unknown key 'target'",)),
-        ("{name: iris, n_samples: 10}", "dataset.n_samples", ("unknown key 'n_samples'",)),
-        ("{name: circles, n_samples: {a: 1}}", "dataset.n_samples", ("got {a: 1}",)),
-        ("{path: data.csv}", "dataset.target", ("required key target is missing",)),
-        ("{path: data.txt, target: y}", "dataset.path", ("got 'data.txt'", "a .csv or .npz file")),
-        ("{path: 5, target: y}", "dataset.path", ("got 5", "a non-empty string")),
-        ("{train: a.csv, dev: b.csv, target: y}", "dataset.test",
-         ("required key test is missing",)),
-        ("[circles]", "dataset", ("got ['circles']", "dataset must be a mapping")),
-    ],
-)
-def test_bad_dataset(dataset, path, fragments, tmp_path):
-    for name in ("a.csv", "b.csv", "data.csv"):
-        (tmp_path / name).write_text("x,y\n1,0\n")
-    err = spec_error(VALID.replace("{name: circles}", dataset), tmp_path)
-    assert_problem(err, 2, path, *fragments)
-
-
-def test_missing_data_file_names_the_resolved_path(tmp_path):
-    err = spec_error(VALID.replace("{name: circles}", "{path: sub/data.csv, target: y}"), tmp_path)
-    resolved = (tmp_path / "sub" / "data.csv").resolve()
-    assert_problem(err, 2, "dataset.path", "got 'sub/data.csv'", f"no file {resolved}",
-                   "an existing .csv or .npz file")
-
-
-def test_data_paths_resolve_against_the_grid_files_folder(tmp_path, monkeypatch):
-    (tmp_path / "grids").mkdir()
-    (tmp_path / "data").mkdir()
-    for part in ("train", "dev", "test"):
-        (tmp_path / "data" / f"{part}.csv").write_text("x,y\n1,0\n")
-    grid = tmp_path / "grids" / "grid.yaml"
-    grid.write_text(VALID.replace(
-        "{name: circles}",
-        "{train: ../data/train.csv, dev: ../data/dev.csv, test: ../data/test.csv, target: y}"))
-    monkeypatch.chdir("/")
-    spec = load_spec(grid)
-    assert spec.dataset["train"] == str((tmp_path / "data" / "train.csv").resolve())
-    assert spec.dataset["target"] == "y"
-    assert spec.path == grid.resolve()
-
-
-@pytest.mark.parametrize(
-    "split, path, fragments",
-    [
-        ("{train: .7, dev: .2, test: .2}", "split", ("got {train: 0.7, dev: 0.2, test: 0.2}",
-                                                     "(sum 1.1)", "must sum to 1")),
-        ("{train: 1, dev: 0, test: 0}", "split.train", ("got 1", "a number in (0, 1)")),
-        ("{train: .8, dev: .2}", "split.test", ("required key test is missing",)),
-        ("{train: .8, dev: .1, tset: .1}", "split.tset", ("unknown key", "did you mean test?")),
-        ("random", "split", ("got 'random'", "one of 'auto'")),
-    ],
-)
-def test_bad_split(split, path, fragments):
-    err = spec_error(VALID + f"split: {split}\n")
-    assert_problem(err, 9, path, *fragments)
-
-
-def test_split_does_not_apply_to_three_files(tmp_path):
-    for part in ("train", "dev", "test"):
-        (tmp_path / f"{part}.csv").write_text("x,y\n1,0\n")
-    files = "{train: train.csv, dev: dev.csv, test: test.csv, target: y}"
-    text = VALID.replace("{name: circles}", files)
-    err = spec_error(text + "split: {train: .6, dev: .2, test: .2}\n", tmp_path)
-    assert_problem(err, 9, "split", "split must be auto")
-
-
-# ----------------------------------------------------------------------------- ensemble, resources
-
-
-@pytest.mark.parametrize(
-    "section, path, fragments",
-    [
-        ("ensemble: {method: bagging}", "ensemble.method",
-         ("got 'bagging'", "'caruana', 'top_k', 'none'")),
-        ("ensemble: {size: 0}", "ensemble.size", ("got 0", "an integer >= 1")),
-        ("ensemble: {candidates: 0}", "ensemble.candidates", ("got 0", "an integer >= 1")),
-        ("ensemble: {init: 20, candidates: 10}", "ensemble.init",
-         ("got 20", "init must be <= candidates (10)")),
-        ("ensemble: {k: 2.5}", "ensemble.k", ("got 2.5", "an integer >= 1")),
-        ("resources: {cpus_per_trial: 0}", "resources.cpus_per_trial", ("got 0", POS)),
-        ("resources: {gpus_per_trial: -1}", "resources.gpus_per_trial", ("got -1", NONNEG)),
-        ("resources: {timeout_s: 0}", "resources.timeout_s", ("got 0", "> 0 or null")),
-        ("resources: {max_retries: -1}", "resources.max_retries", ("got -1", "an integer >= 0")),
-        ("resources: {allow_cpu_fallback: 'yes'}", "resources.allow_cpu_fallback",
-         ("got 'yes'", "true or false")),
-        ("tracking: {history_points: 1}", "tracking.history_points", ("got 1", "an integer >= 2 or null")),
-        ("tracking: {history_point: 20}", "tracking.history_point", ("did you mean history_points?",)),
-    ],
-)
-def test_bad_ensemble_or_resources(section, path, fragments):
-    sections = "ensemble: {method: caruana}\nresources: {cpus_per_trial: 1}\n"
-    text = VALID.replace(sections, section + "\n")
-    assert_problem(spec_error(text), 7, path, *fragments)
-
-
-def test_history_points_default_to_the_store_and_can_be_set():
-    assert parse_spec(VALID).history_points is None
-    assert parse_spec(VALID + "tracking: {history_points: 1000}\n").history_points == 1000
-
-
-def test_fractional_gpus_and_a_timeout_are_accepted():
-    spec = parse_spec(VALID.replace("{cpus_per_trial: 1}", "{gpus_per_trial: 0.25, timeout_s: 60}"))
-    assert spec.resources.gpus_per_trial == 0.25 and spec.resources.timeout_s == 60
-
-
-def test_ensemble_asking_for_more_than_the_sweep_has_warns():
-    spec = parse_spec(VALID.replace("{method: caruana}", "{method: top_k, k: 12, candidates: 3}"))
-    assert any("ensemble.k" in w and "k=12" in w for w in spec.warnings)
-    assert any("ensemble.candidates" in w and "2 trials" in w for w in spec.warnings)
-    assert all(w.startswith("grid.yaml:7: ensemble.") for w in spec.warnings)
-
-
-def test_default_ensemble_over_enough_trials_gives_no_warnings():
-    ten = "[0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]"
-    assert parse_spec(VALID.replace("[0, 0.01]", ten)).warnings == ()
+def test_fixed_keep_prob_list_against_grid_architectures_can_exclude_the_architecture():
+    text = KEEP_GRID.replace("  keep_prob: [0.5, [1.0, 0.8]]\n", "")
+    text += "fixed: {keep_prob: [1.0, 0.8]}\n"
+    assert_problem(spec_error(text), 5, "fixed.keep_prob", "architecture [20, 3, 4]",
+                   "(or exclude that architecture)")
 
 
 # ----------------------------------------------------------------------------- all at once
@@ -503,29 +389,3 @@ def test_yaml_problems_become_spec_problems():
     assert any("dataset" in str(p) for p in err.problems)
     assert sum(p.path == "grid" for p in err.problems) == 1
     assert str(err).startswith(f"grid.yaml: {len(err.problems)} problems:")
-
-
-# ----------------------------------------------------------------------------- load_spec
-
-
-def test_load_spec_refuses_an_oversized_file(tmp_path):
-    path = tmp_path / "grid.yaml"
-    path.write_text("name: x\n# " + "x" * MAX_BYTES + "\n")
-    with pytest.raises(SpecError) as err:
-        load_spec(path)
-    assert "the limit is 1,048,576 bytes" in str(err.value)
-    assert err.value.problems[0].file == str(path)
-
-
-def test_load_spec_reports_a_missing_file(tmp_path):
-    with pytest.raises(SpecError) as err:
-        load_spec(tmp_path / "nope.yaml")
-    assert "cannot read" in str(err.value) and "nope.yaml" in str(err.value)
-
-
-def test_problems_name_the_file_as_given(tmp_path):
-    path = tmp_path / "my-grid.yaml"
-    path.write_text(VALID.replace("[0, 0.01]", "[0, -1]"))
-    with pytest.raises(SpecError) as err:
-        load_spec(path)
-    assert str(err.value.problems[0]).startswith(f"{path}:4: grid.lambda[1]: got -1")

@@ -4,7 +4,15 @@ import time
 
 import pytest
 
-from sweeper.yamlload import MAX_BYTES, Problem, YamlError, load_yaml
+from sweeper.yamlload import (
+    MAX_BYTES,
+    Key,
+    Problem,
+    YamlError,
+    format_path,
+    load_yaml,
+    number_text_hint,
+)
 
 
 def read_error(text: str, **limits) -> YamlError:
@@ -148,3 +156,36 @@ def test_an_integer_too_long_to_convert_is_a_problem_not_a_crash():
 def test_non_scalar_keys_are_refused():
     [problem] = read_error("? [a, b]\n: 1\n").problems
     assert "keys must be plain strings" in problem.message
+
+
+def test_non_string_keys_are_not_taken_for_list_indices():
+    data, lines = load_yaml("grid: {1: [2]}\nfixed:\n  null: 3\n  true: [4]\n", "grid.yaml")
+    assert data == {"grid": {1: [2]}, "fixed": {None: 3, True: [4]}}
+    assert lines[("grid", Key(1))] == 1 and lines[("grid", Key(1), 0)] == 1
+    assert lines[("fixed", Key(None))] == 3 and lines[("fixed", Key(True), 0)] == 4
+    assert format_path(("grid", Key(1), 0)) == "grid.1[0]"
+    assert format_path(("fixed", Key(None))) == "fixed.null"
+    assert format_path((Key(True), "a")) == "true.a"
+
+
+def test_a_duplicate_non_string_key_is_reported_at_its_yaml_path():
+    [problem] = read_error("fixed:\n  null: 1\n  ~: 2\n").problems
+    assert str(problem).startswith("grid.yaml:3: fixed.null: duplicate key null")
+
+
+@pytest.mark.parametrize(
+    "text, integer, hint",
+    [
+        ("1e-3", False, "YAML reads 1e-3 as text; write 0.001 or 1.0e-3"),
+        ("1e-8", False, "YAML reads 1e-8 as text; write 1.0e-8"),
+        ("2E5", False, "YAML reads 2E5 as text; write 200000.0 or 2.0e+5"),
+        ("1e3", True, "YAML reads 1e3 as text; write 1000"),
+        ("0.5", False, "quoted, 0.5 is text; write it without quotes"),
+        ("12", True, "quoted, 12 is text; write it without quotes"),
+        ("abc", False, ""),
+        ("nan", False, ""),
+        ("", False, ""),
+    ],
+)
+def test_number_text_hint_says_how_yaml_spells_the_number(text, integer, hint):
+    assert number_text_hint(text, integer) == hint
