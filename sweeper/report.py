@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .ranking import Row
+from .ranking import Row, diagnosis_text
 from .svgplot import GREY, Panel, colour, render
 
 LEADERBOARD_ROWS = 20
 """Rows of the leaderboard shown in the report."""
 NOTABLE = 0.005
 """A change in mean error smaller than this is not worth a sentence."""
+_DECIMALS = 12  # means of equal error counts differ in the last bit; they still tie
 _VERDICT_COLOURS = {
     "fine": colour(2),
     "high bias": colour(1),
@@ -41,11 +44,38 @@ _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:70em}"
 # ---------------------------------------------------------------- grouping and numbers
 def _finished(rows: Sequence[Row], points: Sequence[Mapping[str, str]],
               ) -> list[tuple[Row, Mapping[str, str]]]:
-    """The rows with a finished, finite result, each with its grid point."""
+    """The rows whose every seed finished with a finite result, each with its grid point."""
     if len(points) != len(rows):
         raise ValueError(f"points must be parallel to rows: {len(points)} points, {len(rows)} rows")
     return [(r, p) for r, p in zip(rows, points) if r.status == "finished"
             and math.isfinite(r.dev_error) and math.isfinite(r.train_error)]
+
+
+@dataclass
+class _Lost:
+    """An axis value none of whose grid points finished on every seed."""
+
+    troubles: set[str]  # what the other seeds did: diverged, failed, ...
+    partial: bool = False  # some of its seeds did finish
+
+
+def _lost_values(rows: Sequence[Row], points: Sequence[Mapping[str, str]],
+                 pairs: Sequence[tuple[Row, Mapping[str, str]]]) -> dict[str, dict[str, _Lost]]:
+    """Axis -> value -> what happened, for the values no complete grid point has."""
+    kept = {(k, str(v)) for _, p in pairs for k, v in p.items()}
+    complete = {id(r) for r, _ in pairs}
+    lost: dict[str, dict[str, _Lost]] = {}
+    for row, point in zip(rows, points):
+        if id(row) in complete:
+            continue
+        # The words of a status ("1/3 finished, 2 diverged", "diverged/failed") name them.
+        troubles = {w.replace("_", " ") for w in re.findall(r"[a-z_]+", row.status)} - {"finished"}
+        for key, value in point.items():
+            if (key, str(value)) not in kept:
+                entry = lost.setdefault(key, {}).setdefault(str(value), _Lost(set()))
+                entry.troubles |= troubles
+                entry.partial |= row.seeds > 0
+    return {k: {v: lost[k][v] for v in _order(set(lost[k]))} for k in sorted(lost)}
 
 
 def _order(values: set[str]) -> list[str]:
@@ -94,25 +124,73 @@ def _fmt(x: Any) -> str:
 
 
 # ---------------------------------------------------------------- summary sentences
+@dataclass(frozen=True)
+class _Stats:
+    dev: float
+    variance: float
+    bias: float
+    n: int
+
+
+def _same(a: float, b: float) -> bool:
+    return round(a, _DECIMALS) == round(b, _DECIMALS)
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _cut_sentence(axis: str, stats: Mapping[str, _Stats], name: str, fair_only: bool) -> str:
+    """Which value cut the mean ``name`` (``"variance"`` or ``"avoidable bias"``) most.
+
+    A negative variance (dev below train) or avoidable bias (train below the baseline) is
+    none at all, so it counts as 0. With ``fair_only`` a cut counts only from a value whose
+    mean dev error is no worse: an underfitting setting has little variance to show for it.
+    """
+    level = {v: max(0.0, s.variance if name == "variance" else s.bias) for v, s in stats.items()}
+    high = max(level, key=level.__getitem__)
+    if level[high] - min(level.values()) <= NOTABLE:
+        return f"{axis} made little difference to the mean {name}."
+    fair = {v: x for v, x in level.items()
+            if not fair_only or round(stats[v].dev, _DECIMALS) <= round(stats[high].dev, _DECIMALS)}
+    low = min(fair.values())
+    if level[high] - low > NOTABLE:
+        lows = [f"{axis}={v}" for v, x in fair.items() if _same(x, low)]
+        return f"{_and(lows)} cut the mean {name} from {_num(level[high])} ({axis}={high}) to {_num(low)}."
+    worse = min(level, key=level.__getitem__)
+    return (f"{axis}={worse} had the lowest mean {name} ({_num(level[worse])}) but a higher mean dev "
+            f"error ({_num(stats[worse].dev)} against {_num(stats[high].dev)} at {axis}={high}), "
+            f"so no {axis} value cut the {name} without raising the dev error.")
+
+
 def _axis_sentences(axis: str, groups: Mapping[str, list[Row]], baseline: float) -> list[str]:
-    stats = {v: (float(np.mean([r.dev_error for r in rs])),
-                 float(np.mean([r.dev_error - r.train_error for r in rs])),
-                 float(np.mean([r.train_error - baseline for r in rs])), len(rs))
+    stats = {v: _Stats(float(np.mean([r.dev_error for r in rs])),
+                       float(np.mean([r.dev_error - r.train_error for r in rs])),
+                       float(np.mean([r.train_error - baseline for r in rs])), len(rs))
              for v, rs in groups.items()}
-    lines = [f"{axis}={v}: mean dev error {_num(d)}, mean variance {_num(var)}, "
-             f"mean avoidable bias {_num(b)} over {n} grid point{'s' * (n != 1)}."
-             for v, (d, var, b, n) in stats.items()]
-    best = min(stats, key=lambda v: stats[v][0])
-    lines.append(f"{axis}: {best} gave the lowest mean dev error ({_num(stats[best][0])}).")
-    for index, name in ((1, "variance"), (2, "avoidable bias")):
-        low = min(stats, key=lambda v: stats[v][index])
-        high = max(stats, key=lambda v: stats[v][index])
-        if stats[high][index] - stats[low][index] > NOTABLE:
-            lines.append(f"{axis}={low} cut the mean {name} from {_num(stats[high][index])} "
-                         f"({axis}={high}) to {_num(stats[low][index])}.")
-        else:
-            lines.append(f"{axis} made little difference to the mean {name}.")
+    lines = [f"{axis}={v}: mean dev error {_num(s.dev)}, mean variance {_num(s.variance)}, "
+             f"mean avoidable bias {_num(s.bias)} over {s.n} grid point{'s' * (s.n != 1)}."
+             for v, s in stats.items()]
+    lowest = min(s.dev for s in stats.values())
+    best = [v for v, s in stats.items() if _same(s.dev, lowest)]
+    if len(best) == 1:
+        lines.append(f"{axis}: {best[0]} gave the lowest mean dev error ({_num(lowest)}).")
+    else:
+        lines.append(f"{axis}: {_and(best)} tie for the lowest mean dev error ({_num(lowest)}).")
+    lines.append(_cut_sentence(axis, stats, "variance", fair_only=True))
+    lines.append(_cut_sentence(axis, stats, "avoidable bias", fair_only=False))
     return lines
+
+
+def _lost_sentence(axis: str, kept: Sequence[str], lost: Mapping[str, _Lost]) -> str:
+    """What became of the values of ``axis`` that no complete grid point has."""
+    troubles = sorted(set().union(*(x.troubles for x in lost.values()))) or ["did not finish"]
+    what = " or ".join(troubles) + (" on some seeds" if any(x.partial for x in lost.values()) else "")
+    names = _and(list(lost))
+    if len(kept) == 1:
+        return f"{axis}: only {kept[0]} finished on every seed; {names} {what}."
+    pronoun = "it" if len(lost) == 1 else "them"
+    return f"{axis}: {names} {what}, so the sentences above leave {pronoun} out."
 
 
 def summarize(rows: Sequence[Row], points: Sequence[Mapping[str, str]],
@@ -125,31 +203,42 @@ def summarize(rows: Sequence[Row], points: Sequence[Mapping[str, str]],
         baseline_error: Human-level or Bayes error; avoidable bias is train minus it.
 
     Returns:
-        Plain-text sentences; rows without a finished, finite result are left out.
+        Plain-text sentences. Only grid points whose every seed finished count; the values
+        of an axis that none of those has are named with what their seeds did instead.
     """
     pairs = _finished(rows, points)
     if not pairs:
-        return ["No grid point finished, so the grid taught nothing yet."]
+        some = " on every seed" if any(r.seeds for r in rows) else ""
+        return [f"No grid point finished{some}, so the grid taught nothing yet."]
+    axes, lost = _axes(pairs), _lost_values(rows, points, pairs)
     lines = []
-    for axis, groups in _axes(pairs).items():
-        lines.extend(_axis_sentences(axis, groups, baseline_error))
+    for axis in sorted(set(axes) | set(lost)):
+        if axis in axes:
+            lines.extend(_axis_sentences(axis, axes[axis], baseline_error))
+        if axis in lost:
+            kept = _order({str(p[axis]) for _, p in pairs if axis in p})
+            lines.append(_lost_sentence(axis, kept, lost[axis]))
     verdicts = Counter(r.verdict for r, _ in pairs if r.verdict)
     if verdicts:
         verdict, count = verdicts.most_common(1)[0]
         lines.append(f"Most grid points ({count} of {len(pairs)}) are diagnosed {verdict!r}.")
-    if len(pairs) < len(rows):
-        skipped = len(rows) - len(pairs)
-        lines.append(f"{skipped} grid point{'s' * (skipped != 1)} without a finished result "
-                     "left out.")
+    complete = {id(r) for r, _ in pairs}
+    left = [r for r in rows if id(r) not in complete]
+    partial = sum(1 for r in left if r.seeds and r.status != "finished")
+    for n, why in ((len(left) - partial, "without a finished result"),
+                   (partial, "with only some seeds finished")):
+        if n:
+            lines.append(f"{n} grid point{'s' * (n != 1)} {why} left out.")
     return lines
 
 
 # ---------------------------------------------------------------- plots
-def _plot_axes(pairs: Sequence[tuple[Row, Mapping[str, str]]]) -> str:
+def _plot_axes(pairs: Sequence[tuple[Row, Mapping[str, str]]], lost: bool) -> str:
     axes = _axes(pairs)
     if not axes:
-        return render([Panel(note="no grid axis takes more than one value")], ylabel="",
-                      alt=_ALT_AXES)
+        note = ("no grid axis has two values that finished on every seed" if lost
+                else "no grid axis takes more than one value")
+        return render([Panel(note=note)], ylabel="", alt=_ALT_AXES)
     panels = []
     for axis, groups in axes.items():
         panel = Panel(title=axis, xlabel="value", categories=list(groups))
@@ -164,16 +253,16 @@ def _plot_axes(pairs: Sequence[tuple[Row, Mapping[str, str]]]) -> str:
                   panel_width=max(200.0, min(420.0, 900.0 / len(panels))))
 
 
-def _plot_curves(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
+def _plot_curves(curves: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]]) -> str:
     if not curves:
         return render([Panel(note="no learning curves")], ylabel="", alt=_ALT_CURVES)
     panel = Panel(xlabel="epoch", integer_x=True)
     for i, (label, curve) in enumerate(curves.items()):
         for key, dash, name in (("train_error", "5,3", "train"), ("dev_error", "", "dev")):
-            ys = list(curve.get(key, []))
-            panel.line(range(1, len(ys) + 1), ys, colour(i), label if name == "dev" else "",
-                       dash=dash, hollow=name == "train",
-                       tips=[f"{label}, epoch {e}: {name} error {_fmt(y)}" for e, y in enumerate(ys, 1)])
+            points = list(curve.get(key, []))
+            panel.line([e for e, _ in points], [y for _, y in points], colour(i),
+                       label if name == "dev" else "", dash=dash, hollow=name == "train",
+                       tips=[f"{label}, epoch {e}: {name} error {_fmt(y)}" for e, y in points])
     return render([panel], ylabel="error (dashed: train, solid: dev)", alt=_ALT_CURVES)
 
 
@@ -221,7 +310,7 @@ def _leaderboard(rows: Sequence[Row]) -> str:
     header = ("#", "dev error", "± std", "train error", "avoidable bias", "variance",
               "diagnosis", "params", "seeds", "trial")
     body = [(r.rank, r.dev_error, r.dev_error_std, r.train_error, r.avoidable_bias, r.variance,
-             r.verdict if r.status == "finished" else r.status, r.n_params, r.seeds, r.label)
+             diagnosis_text(r), r.n_params, r.seeds, r.label)
             for r in rows[:LEADERBOARD_ROWS]]
     more = len(rows) - LEADERBOARD_ROWS
     note = f"<p>{more} more grid points not shown.</p>" if more > 0 else ""
@@ -255,21 +344,27 @@ def build_report(title: str, rows: Sequence[Row], points: Sequence[Mapping[str, 
         title: Page title (the sweep's name).
         rows: The leaderboard, best first.
         points: Parallel to ``rows``: each row's grid point as axis -> value (strings).
-        curves: Trial label -> ``{"train_error": [...], "dev_error": [...]}`` per epoch.
+        curves: Trial label -> ``{"train_error": [(epoch, error), ...], "dev_error": [...]}``,
+            epochs counted from 1 (a thinned history skips some).
         ensembles: Dicts with ``name``, ``method``, ``dev_error``, ``test_error``,
-            ``curve`` (dev error per pick, may be empty) and ``members`` ((label, weight)).
+            ``curve`` (dev error per pick, may be empty) and ``members`` ((label, weight));
+            the one of ``method`` ``"single"`` is the reference ("best single") line.
         summary: Sentences, such as :func:`summarize` writes.
 
     Returns:
         The HTML page; the plots are inline SVG, with a tooltip on every point.
     """
     pairs = _finished(rows, points)
-    best = min((r for r, _ in pairs), key=lambda r: r.dev_error, default=None)
+    best = next((r for r in rows if r.rank == 1), None)
+    # The line stands for the single model that was shipped and tested, as the table's
+    # "vs best single" does; the rank-1 mean only where no single model was shipped.
+    single = next((e for e in ensembles if e.get("method") == "single"), None)
+    best_dev = _number(single.get("dev_error")) if single else (best.dev_error if best else None)
     plots = [
-        (_ALT_AXES, _plot_axes(pairs)),
+        (_ALT_AXES, _plot_axes(pairs, bool(_lost_values(rows, points, pairs)))),
         (_ALT_CURVES, _plot_curves(curves)),
         (_ALT_BIAS, _plot_bias_variance(pairs)),
-        (_ALT_ENSEMBLES, _plot_ensembles(ensembles, best.dev_error if best else None)),
+        (_ALT_ENSEMBLES, _plot_ensembles(ensembles, best_dev)),
     ]
     items = "".join(f"<li>{html.escape(line)}</li>" for line in summary)
     figures = "".join(f"<h2>{html.escape(t)}</h2><figure>{svg}</figure>" for t, svg in plots)

@@ -10,18 +10,24 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
+
 from core.diagnosis import diagnose
 from sweeper.ranking import Row
 from sweeper.report import build_report, summarize
 
 EVIL = "<script>alert(1)</script>"
+NAN = float("nan")
 
 
-def _row(rank, label, train, dev, status="finished"):
+def _row(rank, label, train, dev, status="finished", seeds=None):
     d = diagnose(train, dev, 0.0)
+    if seeds is None:  # as the leaderboard counts them: finished seeds
+        seeds = 2 if status == "finished" else 0
     return Row(rank=rank, label=label, dev_error=dev, dev_error_std=0.01, train_error=train,
-               n_params=41, seeds=2, status=status, avoidable_bias=d.avoidable_bias,
-               variance=d.variance, verdict=d.verdict, recipe=d.recipe, run_ids=("r",))
+               n_params=41 if seeds else None, seeds=seeds, status=status,
+               avoidable_bias=d.avoidable_bias, variance=d.variance, verdict=d.verdict,
+               recipe=d.recipe, run_ids=("r",))
 
 
 # keep_prob 1.0 overfits (variance 0.12 on both lambdas); 0.86 brings it down to 0.03.
@@ -35,8 +41,9 @@ ROWS = [_row(i + 1, label, train, dev) for i, (_, _, train, dev, label) in enume
 ROWS.append(_row(None, "kp=1.0 lambda=9", float("nan"), float("nan"), status="failed"))
 POINTS = [{"keep_prob": kp, "lambda": lam} for kp, lam, *_ in GRID]
 POINTS.append({"keep_prob": "1.0", "lambda": "9"})
-CURVES = {"kp=0.86 lambda=0.7": {"train_error": [0.3, 0.1, 0.015], "dev_error": [0.3, 0.1, 0.045]},
-          EVIL: {"train_error": [0.4, 0.03], "dev_error": [0.4, 0.06]}}
+CURVES = {"kp=0.86 lambda=0.7": {"train_error": [(1, 0.3), (2, 0.1), (3, 0.015)],
+                                 "dev_error": [(1, 0.3), (2, 0.1), (3, 0.045)]},
+          EVIL: {"train_error": [(1, 0.4), (2, 0.03)], "dev_error": [(1, 0.4), (2, 0.06)]}}
 ENSEMBLES = [
     {"name": "best single", "method": "single", "dev_error": 0.045, "test_error": 0.05,
      "curve": [], "members": [("kp=0.86 lambda=0.7", 1.0)]},
@@ -181,3 +188,85 @@ def test_a_grid_value_too_long_to_fit_is_cut_and_kept_whole_in_its_tooltip():
              if t.find(SVG + "title") is not None]
     assert len(shown) == 2 and all(len(t) <= 24 and t.endswith("…") for t in shown)  # ... shown cut
     assert float(axis_chart.get("height")) < 600
+
+
+def _lines(grid, baseline=0.0):
+    """Summary sentences of (axis value, train, dev[, status, seeds]) rows on one axis ``axis``."""
+    rows = [_row(i + 1, f"axis={v}", train, dev, *rest) for i, (v, train, dev, *rest) in enumerate(grid)]
+    return summarize(rows, [{"axis": v} for v, *_ in grid], baseline_error=baseline)
+
+
+def test_a_tie_for_the_lowest_dev_error_names_no_winner():
+    lines = _lines([("2.0", 0.02, 0.1 + 0.2), ("8.0", 0.02, 0.3), ("0.3", 0.1, 0.4)])
+    assert "axis: 2.0 and 8.0 tie for the lowest mean dev error (0.3)." in lines
+    assert not any("gave the lowest" in line for line in lines)
+
+
+def test_negative_variance_and_bias_count_as_none():
+    # dev below train everywhere: no variance to cut, however the negative gaps differ
+    lines = _lines([("0.3", 0.15, 0.017), ("2.0", 0.022, 0.0)])
+    assert "axis made little difference to the mean variance." in lines
+    # train below the baseline at one value, above it at the other: cut to 0, not below
+    lines = _lines([("a", 0.02, 0.04), ("b", 0.09, 0.11)], baseline=0.05)
+    assert "axis=a cut the mean avoidable bias from 0.04 (axis=b) to 0." in lines
+    assert "axis made little difference to the mean variance." in lines
+
+
+def test_an_underfitting_value_gets_no_credit_for_its_low_variance():
+    lines = _lines([("[16, 8]", 0.04, 0.05), ("[4]", 0.422, 0.42)])
+    assert not any("cut the mean variance" in line for line in lines)
+    assert ("axis=[4] had the lowest mean variance (0) but a higher mean dev error (0.42 against "
+            "0.05 at axis=[16, 8]), so no axis value cut the variance without raising the dev error."
+            ) in lines
+    # a value as good on dev with less variance does get the credit
+    lines = _lines([("[16, 8]", 0.04, 0.07), ("[32]", 0.06, 0.065), ("[4]", 0.422, 0.42)])
+    assert "axis=[32] cut the mean variance from 0.03 (axis=[16, 8]) to 0.005." in lines
+
+
+def test_values_lost_to_divergence_are_named_instead_of_a_grid_without_axes():
+    grid = [("0.01", 0.1, 0.12), ("50", NAN, NAN, "diverged"), ("5000", NAN, NAN, "diverged/failed")]
+    rows = [_row(1, "a", 0.1, 0.12), _row(None, "b", NAN, NAN, "diverged"),
+            _row(None, "c", NAN, NAN, "diverged/failed")]
+    points = [{"learning_rate": v, "architecture": "[8]"} for v, *_ in grid]
+    lines = summarize(rows, points, 0.0)
+    assert "learning_rate: only 0.01 finished on every seed; 50 and 5000 diverged or failed." in lines
+    assert "2 grid points without a finished result left out." in lines
+    page = build_report("div", rows, points, {}, [], lines)
+    assert "no grid axis has two values that finished on every seed" in _texts(
+        _chart(page, "Dev error along each grid axis"))
+    # A value some of whose seeds finished is left out too, and said so
+    lines = _lines([("2.0", 0.02, 0.0), ("4.0", 0.024, 0.006),
+                    ("8.0", 0.03, 0.0, "1/3 finished, 2 diverged", 1)])
+    assert "axis: 8.0 diverged on some seeds, so the sentences above leave it out." in lines
+    assert "axis: 2.0 gave the lowest mean dev error (0)." in lines
+    assert "1 grid point with only some seeds finished left out." in lines
+
+
+
+def test_the_leaderboard_table_shows_a_partial_point_s_status_and_no_params_where_none_finished():
+    rows = [_row(1, "solid", 0.02, 0.05), _row(2, "lucky", 0.01, 0.02, "1/3 finished, 2 diverged", 1),
+            _row(None, "lost", NAN, NAN, "timed_out")]
+    page = build_report("t", rows, [{}] * 3, {}, [], [])
+    cells = re.findall(r"<tr>(.*?)</tr>", page.split("<h2>Leaderboard</h2>")[1].split("</table>")[0])
+    lucky = re.findall(r"<td[^>]*>(.*?)</td>", cells[2])  # cells[0] is the header
+    lost = re.findall(r"<td[^>]*>(.*?)</td>", cells[3])
+    assert lucky[6] == "1/3 finished, 2 diverged (fine)" and lucky[8] == "1"
+    assert lost[6] == "timed_out" and lost[7] == "-"  # no parameter count without a finished seed
+
+
+def test_the_best_single_line_is_the_shipped_single_model_not_the_rank_1_mean():
+    ensembles = [dict(ENSEMBLES[0], dev_error=0.04), ENSEMBLES[1]]  # its best seed beat the mean
+    page = build_report("t", ROWS, POINTS, CURVES, ensembles, [])
+    chart = _chart(page, "Ensemble size against dev error")
+    titles = [t.text for t in chart.iter(SVG + "title")]
+    assert "best single (dev): 0.04" in titles and ROWS[0].dev_error == 0.045
+
+
+def test_learning_curves_are_drawn_at_their_epochs_not_their_index():
+    curves = {"thinned": {"train_error": [(1, 0.5), (200, 0.2), (400, 0.1)],
+                          "dev_error": [(1, 0.5), (200, 0.25), (400, 0.15)]}}
+    chart = _chart(build_report("t", ROWS, POINTS, curves, ENSEMBLES, []), "Learning curves of the best trials")
+    (line, _) = [[float(xy.split(",")[0]) for xy in p.get("points").split()]
+                 for p in chart.iter(SVG + "polyline")]
+    assert (line[1] - line[0]) / (line[2] - line[0]) == pytest.approx(199 / 399, abs=0.01)
+    assert "400" in _texts(chart)
