@@ -27,6 +27,11 @@ class _Table:
     feature_names: tuple[str, ...]
 
 
+_LARGEST = float(np.finfo(np.float32).max)
+"""Feature values beyond this overflow float32, the training dtype by default (and their
+squares overflow even float64 long before 1e308, so no variance could be taken)."""
+
+
 def _rows_text(cells: Sequence[tuple[int, str]] | Sequence[int], unit: str = "row") -> str:
     shown = [f"{unit} {c[0]} {c[1]!r}" if isinstance(c, tuple) else f"{unit} {c}"
              for c in cells[:_SHOWN]]
@@ -39,7 +44,12 @@ def _parse_numbers(path: Path, column: str, cells: list[str], rows: list[int],
     try:  # fast path: numpy parses a clean column in one call
         values = np.array(cells, dtype=np.float64)
         if np.isfinite(values).all():
-            return values
+            huge = [r for r, v in zip(rows, values) if abs(v) > _LARGEST]
+            if not huge:
+                return values
+            problems.append(f"{path}: column {column!r} holds values beyond float32's range "
+                            f"(±3.4e38): {_rows_text(huge)}; rescale the column")
+            return None
     except ValueError:
         pass
     empty = [r for r, c in zip(rows, cells) if not c]
@@ -181,6 +191,12 @@ def _check_numeric(path: Path, name: str, values: np.ndarray, problems: list[str
             problems.append(f"{path}: array {name!r} holds NaN or infinity at "
                             f"{_rows_text([int(i) for i in bad], 'row index')}; "
                             "values must be finite")
+    if values.dtype.kind in "iuf" and values.size:
+        huge = np.flatnonzero((np.abs(values.reshape(len(values), -1)) > _LARGEST).any(axis=1))
+        if huge.size:
+            problems.append(f"{path}: array {name!r} holds values beyond float32's range "
+                            f"(±3.4e38) at {_rows_text([int(i) for i in huge], 'row index')}; "
+                            "rescale them")
 
 
 def _npz_features(path: Path, arrays: dict[str, np.ndarray], m: int,

@@ -91,6 +91,16 @@ def test_nan_in_a_feature_is_rejected(tmp_path):
         load_dataset({"path": "d.csv", "target": "label"}, base_dir=tmp_path)
 
 
+def test_values_beyond_float32_are_refused_in_csv_and_npz(tmp_path):
+    # 1e308 once passed with numpy's overflow warning and trained on an infinite column.
+    write(tmp_path / "d.csv", "a,b,label\n1,2,x\n1e308,3,y\n4,-5e38,x\n3e38,1,y\n")
+    with pytest.raises(DatasetError, match=r"column 'a' holds values beyond float32's range \(±3.4e38\): row 3;"):
+        load_dataset({"path": "d.csv", "target": "label"}, base_dir=tmp_path)
+    np.savez(tmp_path / "d.npz", X=np.array([[1.0, 2.0], [1e39, 0.0], [3.0, 4.0]]), y=np.array([0, 1, 0]))
+    with pytest.raises(DatasetError, match=r"array 'X' holds values beyond float32's range \(±3.4e38\) at row index 1"):
+        load_dataset({"path": "d.npz", "target": "y"}, base_dir=tmp_path)
+
+
 def test_empty_target_cell_is_an_error(tmp_path):
     write(tmp_path / "d.csv", "a,label\n1,x\n2,\n3,y\n")
     with pytest.raises(DatasetError, match=r"d\.csv.*target column 'label'.*row 3"):
