@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import warnings
 
 import click
 
+from .cliout import describe, nothing_shipped, print_outcome, trial_lines
 from .jobs import detach_option
 from .jobs import logs as logs_command
 from .jobs import status as status_command
@@ -24,12 +27,97 @@ class UserError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
-def _load(grid: str):
-    """Spec and plan for a grid file; user mistakes become a UserError."""
+class StoreError(UserError):
+    """MLflow refused or failed a call: printed without a traceback, exit status 1."""
+
+    exit_code = 1
+
+
+class _Main(click.Group):
+    """The command group; an MLflow error that reaches it ends the command cleanly."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            errors = sys.modules.get("mlflow.exceptions")  # loaded by any command that used MLflow
+            if errors is None or not isinstance(exc, errors.MlflowException):
+                raise
+            code = f" ({exc.error_code})" if getattr(exc, "error_code", None) else ""
+            raise StoreError(f"MLflow{code}: {str(exc.message).strip()}") from None
+
+
+def _checked_tracking_uri(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--tracking-uri``: refused at once when MLflow could not open it as a sweep needs."""
+    if value is None:
+        return None
+    from .trackinguri import BadTrackingUri, check_tracking_uri
+
+    try:
+        check_tracking_uri(value)
+    except BadTrackingUri as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
+tracking_uri_option = click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", show_envvar=True, callback=_checked_tracking_uri,
+    help="MLflow store (default: sqlite:///mlflow.db).",
+)
+
+
+def _unreachable(exc) -> UserError:
+    return UserError(f"cannot reach the MLflow {exc.what} ({exc}); start it, or pass another --tracking-uri")
+
+
+def _store(tracking_uri: str | None, must_exist: bool) -> str:
+    """The resolved tracking URI, once its store is there (where ``must_exist``) and answers."""
+    from . import trackinguri as store
+
+    uri = store.resolve_tracking_uri(tracking_uri)
+    try:
+        store.check_store(uri, must_exist)
+        store.check_reachable(uri)
+    except store.NoStore as exc:
+        raise UserError(str(exc)) from None
+    except store.TrackingUnreachable as exc:
+        raise _unreachable(exc) from None
+    return uri
+
+
+class _Seconds(click.FloatRange):
+    """A finite number of seconds above zero."""
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True)
+
+    def convert(self, value, param, ctx) -> float:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds > 0", param, ctx)
+        return seconds
+
+
+def _load(grid: str, spec=None):
+    """The plan of a grid file (of its ``spec``, where already read); user mistakes become a UserError."""
     from core.datasets import DatasetError
 
-    from .spec import SpecError, load_spec
     from .sweep import plan
+
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            the_plan = plan(spec or _spec(grid))
+    except DatasetError as exc:
+        raise UserError(f"{grid}: dataset: {exc}") from None
+    for warning in (w for w in said if issubclass(w.category, UserWarning)):  # the data's
+        click.echo(f"Warning: {grid}: {warning.message}", err=True)
+    return the_plan
+
+
+def _spec(grid: str):
+    """The validated spec of a grid file (its warnings shown); its problems become a UserError."""
+    from .spec import SpecError, load_spec
 
     try:
         spec = load_spec(grid)
@@ -37,29 +125,10 @@ def _load(grid: str):
         raise UserError(str(exc)) from None
     for warning in spec.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    try:
-        return plan(spec)
-    except DatasetError as exc:
-        raise UserError(f"{grid}: dataset: {exc}") from None
+    return spec
 
 
-def _trial_lines(the_plan) -> list[str]:
-    width = len(str(len(the_plan.trials)))
-    return [
-        f"{i + 1:>{width}}  {t.digest[:12]}  seed={t.seed}  {t.label()}" for i, t in enumerate(the_plan.trials)
-    ]
-
-
-def _describe(the_plan) -> str:
-    spec, data = the_plan.spec, next(iter(the_plan.data.values()))
-    return (
-        f"'{spec.name}': {len(the_plan.trials)} trials ({spec.n_trials() // max(spec.seeds, 1)} grid points "
-        f"x {spec.seeds} seed(s)); data {data.name}: {len(data.y_train)} train / {len(data.y_dev)} dev / "
-        f"{len(data.y_test)} test, {data.n_features} features, {data.n_classes} classes"
-    )
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sweeper")
 def main() -> None:
     """Hyperparameter sweeps for fully-connected networks, on Ray, tracked in MLflow."""
@@ -70,21 +139,22 @@ def main() -> None:
 def validate(grid: str) -> None:
     """Check GRID and list its trials; nothing runs. Every problem is reported at once."""
     the_plan = _load(grid)
-    click.echo(f"{grid} is valid: {_describe(the_plan)}")
-    for line in _trial_lines(the_plan):
+    click.echo(f"{grid} is valid: {describe(the_plan)}")
+    for line in trial_lines(the_plan):
         click.echo(line)
 
 
 @main.command()
 @click.argument("grid", type=click.Path(dir_okay=False))
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: start a local Ray).")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@tracking_uri_option
 @click.option("--local", is_flag=True, help="Run trials in this process, without Ray.")
 @click.option("--dry-run", is_flag=True, help="Validate and list the trials; run nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Run grids larger than --max-trials.")
-@click.option("--max-trials", default=DEFAULT_MAX_TRIALS, show_default=True, help="Trials allowed without --yes.")
-@click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all).")
-@click.option("--timeout", type=float, default=None, help="Per-trial timeout in seconds (overrides the grid).")
+@click.option("--max-trials", type=click.IntRange(min=0), default=DEFAULT_MAX_TRIALS, show_default=True,
+              help="Trials allowed without --yes.")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of a local Ray (default: all).")
+@click.option("--timeout", type=_Seconds(), default=None, help="Per-trial timeout in seconds (overrides the grid).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @click.option("--journal", default=DEFAULT_JOURNAL, show_default=True, help="Where results wait while MLflow is away.")
 @detach_option
@@ -94,21 +164,24 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
     from .sweep import submit as run_sweep
     from .trackinguri import TrackingUnreachable
 
-    the_plan = _load(grid)
-    spec = the_plan.spec
-    click.echo(_describe(the_plan))
-    if dry_run:
-        for line in _trial_lines(the_plan):
-            click.echo(line)
-        return
-    if len(the_plan.trials) > max_trials and not yes:
+    if detach and local:
+        raise click.UsageError("--detach runs on a Ray cluster; leave out --local")
+    spec = _spec(grid)
+    n_trials = spec.n_trials()  # counted, not built: a huge grid is refused at once
+    if not dry_run and n_trials > max_trials and not yes:
         raise click.UsageError(
-            f"{grid} expands to {len(the_plan.trials)} trials, over the cap of {max_trials}; "
+            f"{grid} expands to {n_trials} trials, over the cap of {max_trials}; "
             "pass --yes to run them anyway, or --max-trials N"
         )
+    if not dry_run and not detach:  # a detached sweep's store is the cluster's to reach
+        _store(tracking_uri, must_exist=False)
+    the_plan = _load(grid, spec)
+    click.echo(describe(the_plan))
+    if dry_run:
+        for line in trial_lines(the_plan):
+            click.echo(line)
+        return
     if detach:
-        if local:
-            raise click.UsageError("--detach runs on a Ray cluster; leave out --local")
         from .jobs import detach as submit_as_job
 
         extra = ["--max-trials", str(max_trials)] + (["--yes"] if yes else [])
@@ -133,9 +206,7 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
     except ResourceError as exc:  # no GPU, or no node big enough for one trial
         raise UserError(f"{grid}: {exc}") from None
     except TrackingUnreachable as exc:
-        raise UserError(
-            f"cannot reach the MLflow tracking server ({exc}); start it, or pass another --tracking-uri"
-        ) from None
+        raise _unreachable(exc) from None
     except ConnectionError as exc:
         raise UserError(
             f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {exc}; "
@@ -144,64 +215,15 @@ def submit(grid, address, tracking_uri, local, dry_run, yes, max_trials, num_cpu
     except KeyboardInterrupt:
         click.echo("\nInterrupted: running trials were marked KILLED. Submit again to resume.", err=True)
         sys.exit(130)
-    _print_outcome(outcome)
+    print_outcome(outcome)
     bad = sum(n for status, n in outcome.counts.items() if status in ("failed", "timed_out", "killed"))
     if bad or outcome.unsent:  # unsent: safe in the journal, but not in MLflow and not ranked
         sys.exit(1)
 
 
-def format_shipped(shipped) -> str:
-    """The chosen models side by side: dev and test error, members, registered model."""
-    lines = [f"  {'model':<10} {'dev err':>8} {'test err':>9} {'members':>8}  registered as"]
-    for s in shipped:
-        lines.append(
-            f"  {s.method:<10} {s.dev_error:>8.4f} {s.test_error:>9.4f} {len(s.members):>8}  {s.model_uri}"
-        )
-    return "\n".join(lines)
-
-
-def _print_outcome(outcome) -> None:
-    from .ranking import format_table
-
-    n = len(outcome.results)
-    if n:
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
-        click.echo(
-            f"\nRan {n} trials ({counts}) in {outcome.wall_seconds:.1f} s: training {outcome.train_seconds:.1f} s "
-            f"on {outcome.slots} slot{'s' if outcome.slots != 1 else ''}, "
-            f"overhead {outcome.overhead_per_trial * 1000:.0f} ms per trial; {outcome.n_skipped} skipped (already done)."
-        )
-        for r in outcome.results:
-            if r.status in ("failed", "timed_out", "diverged"):
-                click.echo(f"  {r.status}: {r.trial.label()}: {(r.reason or '').splitlines()[0]}")
-    if outcome.unsent:
-        click.echo(
-            f"Warning: MLflow did not take {outcome.unsent} result(s) ({'; '.join(outcome.logging_errors[:3])}). "
-            "They are kept in the journal and logged by the next submit or by `sweeper sync`.",
-            err=True,
-        )
-    click.echo("\nLeaderboard (by mean dev error over seeds):")
-    click.echo(format_table(outcome.rows, limit=15))
-    if outcome.rows and outcome.rows[0].rank:
-        best = outcome.rows[0]
-        click.echo(f"\nBest: {best.label}  dev error {best.dev_error:.4f}: {best.verdict} ({best.recipe})")
-    if outcome.summary:
-        click.echo("\nWhat the grid taught:")
-        for line in outcome.summary:
-            click.echo(f"  {line}")
-    if outcome.shipped:
-        click.echo(f"\nModels to ship (test set used once, for these alone; ranking took {outcome.rank_seconds:.1f} s):")
-        click.echo(format_shipped(outcome.shipped))
-    uri = outcome.tracking_uri
-    click.echo(f"\nExperiment '{outcome.experiment}' in {uri}. Browse it with:")
-    click.echo(f"  sweeper ui{'' if uri == 'sqlite:///mlflow.db' else ' --tracking-uri ' + uri}")
-    if uri.startswith("sqlite:"):
-        click.echo(f"  or: mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")
-
-
 @main.command()
 @click.argument("grid", type=click.Path(dir_okay=False))
-@click.option("--examples", default=16, show_default=True, help="Batch size of the check.")
+@click.option("--examples", type=click.IntRange(min=1), default=16, show_default=True, help="Batch size of the check.")
 def gradcheck(grid: str, examples: int) -> None:
     """Gradient-check every architecture/activation/regularizer combination of GRID.
 
@@ -221,16 +243,20 @@ def gradcheck(grid: str, examples: int) -> None:
 
 
 @main.command()
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@tracking_uri_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 127.0.0.1 keeps it private.")
-@click.option("--port", default=5000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 def ui(tracking_uri: str | None, host: str, port: int) -> None:
     """Open MLflow's UI on the sweeps' store."""
-    from .trackinguri import resolve_tracking_uri
+    from .trackinguri import SERVER_SCHEMES, resolve_tracking_uri, sqlite_file
 
     uri = resolve_tracking_uri(tracking_uri)
-    if not uri.startswith(("sqlite:", "file:", "postgresql", "mysql")) and "://" in uri:
+    if uri.partition(":")[0].lower() in (*SERVER_SCHEMES, "databricks"):
         raise UserError(f"{uri} is a tracking server already; open it in a browser instead")
+    _store(uri, must_exist=False)
+    path = sqlite_file(uri)
+    if path is not None and not path.exists():
+        click.echo(f"Note: no MLflow store at {path.resolve()} yet; MLflow makes an empty one.", err=True)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     # MLflow's GenAI job runner (a runner and four huey consumer processes) serves nothing
     # a sweep logs; it stays off unless the user's environment turns it on.
@@ -241,28 +267,30 @@ def ui(tracking_uri: str | None, host: str, port: int) -> None:
 
 @main.command()
 @click.argument("sweep")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@tracking_uri_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def leaderboard(sweep: str, tracking_uri: str | None, fmt: str) -> None:
-    """Rank the trials of SWEEP (a sweep run id, or a grid name for its latest sweep) from MLflow."""
-    from .ranking import FORMATS
-    from .stored import StoredSweepError, load_sweep_rows
+    """Rank the trials of SWEEP from MLflow.
 
-    try:
-        rows = load_sweep_rows(sweep, tracking_uri)
-    except StoredSweepError as exc:
-        raise UserError(str(exc)) from None
+    SWEEP is a grid name (its latest sweep), a sweep's run id, or the run id of one of its
+    trials or chosen models.
+    """
+    from .ranking import FORMATS
+    from .stored import load_sweep_rows
+
+    rows = _from_store(load_sweep_rows, sweep, tracking_uri)
     click.echo(FORMATS[fmt](rows))
 
 
 @main.command()
 @click.argument("sweep")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
-@click.option("--limit", default=20, show_default=True, help="Leaderboard rows shown.")
+@tracking_uri_option
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Leaderboard rows shown.")
 def rank(sweep: str, tracking_uri: str | None, limit: int) -> None:
     """Rank SWEEP again from MLflow: leaderboard, diagnosis, what the grid taught, chosen models."""
     import time
 
+    from .finalize import format_shipped
     from .ranking import format_table
     from .report import summarize
 
@@ -279,12 +307,14 @@ def rank(sweep: str, tracking_uri: str | None, limit: int) -> None:
     if stored.shipped:
         click.echo("\nModels to ship (dev and test error side by side):")
         click.echo(format_shipped(stored.shipped))
+    elif nothing_shipped(stored.rows):
+        click.echo(f"\n{nothing_shipped(stored.rows)}")
     click.echo(f"\n(ranked from MLflow in {time.time() - t:.2f} s, no retraining)")
 
 
 @main.command()
 @click.argument("sweep")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@tracking_uri_option
 @click.option("--output", "-o", default=None, help="HTML file to write (default: sweeper-report/<name>.html).")
 def report(sweep: str, tracking_uri: str | None, output: str | None) -> None:
     """Write the HTML report of SWEEP (plots, leaderboard, ensembles) from MLflow."""
@@ -300,7 +330,7 @@ def report(sweep: str, tracking_uri: str | None, output: str | None) -> None:
 
 
 @main.command()
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db).")
+@tracking_uri_option
 @click.option("--journal", default=DEFAULT_JOURNAL, show_default=True, help="The journal folder.")
 def sync(tracking_uri: str | None, journal: str) -> None:
     """Log the results sweeps kept in their journal while MLflow was away.
@@ -311,6 +341,8 @@ def sync(tracking_uri: str | None, journal: str) -> None:
     from .journal import Journal
     from .sweep import sync_all
 
+    if tracking_uri is not None:  # otherwise each result goes to the store it was kept for
+        _store(tracking_uri, must_exist=True)
     sent, left, closed = sync_all(tracking_uri, Journal(journal))
     click.echo(f"Logged {sent} journaled result(s); {left} left.")
     if closed:
@@ -320,12 +352,22 @@ def sync(tracking_uri: str | None, journal: str) -> None:
 
 
 def _stored(sweep: str, tracking_uri: str | None):
-    from .stored import StoredSweepError, load_stored
+    from .stored import load_stored
+
+    return _from_store(load_stored, sweep, tracking_uri)
+
+
+def _from_store(load, sweep: str, tracking_uri: str | None):
+    """``load(sweep, tracking_uri, note)``, its user-facing failures as a UserError."""
+    from .stored import StoredSweepError
+    from .trackinguri import TrackingUnreachable
 
     try:
-        return load_stored(sweep, tracking_uri)
+        return load(sweep, tracking_uri, lambda message: click.echo(f"Note: {message}", err=True))
     except StoredSweepError as exc:
         raise UserError(str(exc)) from None
+    except TrackingUnreachable as exc:
+        raise _unreachable(exc) from None
 
 
 main.add_command(status_command, "status")
