@@ -315,7 +315,11 @@ def _why_rank_again(tracker: Tracker, spec: "SweepSpec", trials: list["TrialSpec
         return "the ensemble section changed"
     if float(params.get("baseline_error", "nan")) != spec.baseline_error:
         return "baseline_error changed"
-    if set(sweep_digests(tracker, last)) != {t.digest for t in trials}:
+    try:
+        ranked = set(sweep_digests(tracker, last))
+    except Exception:  # its trials.json is gone (deleted artifacts): rank again, to be sure
+        return "the last sweep's list of trials cannot be read"
+    if ranked != {t.digest for t in trials}:
         return "the last sweep ranked a different set of trials"
     return None
 
