@@ -153,12 +153,20 @@ class ParamRule:
         if self.pair:
             return "[low, high]: two finite numbers with low < high"
         noun = "an integer" if self.integer else "a number"
-        if self.low is not None and self.high is not None:
-            lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{noun} in {lo}{_num(self.low)}, {_num(self.high)}{hi}"
-        if self.low is not None:
-            return f"{noun} {'>' if self.low_open else '>='} {_num(self.low)}"
-        return noun
+        return f"{noun} {bounds_text(self.low, self.high, self.low_open, self.high_open)}".rstrip()
+
+
+def bounds_text(low: float | None, high: float | None, low_open: bool = False, high_open: bool = False) -> str:
+    """``in [0, 1)``, ``> 0`` or ``''``: the bounds as every message about a number says them.
+
+    sweeper's grid-file constraints say theirs with it too, so both read alike.
+    """
+    if low is not None and high is not None:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        return f"in {lo}{_num(low)}, {_num(high)}{hi}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {_num(low)}"
+    return ""
 
 
 def _num(x: float) -> str:
@@ -211,6 +219,6 @@ def joint_param_problems(name: str, params: Mapping[str, Any]) -> list[tuple[str
 
 
 __all__ = [
-    "GENERATORS", "MAX_GENERATED_VALUES", "PARAM_RULES", "ParamRule", "blobs", "circles",
+    "GENERATORS", "MAX_GENERATED_VALUES", "PARAM_RULES", "ParamRule", "blobs", "bounds_text", "circles",
     "flower", "joint_param_problems", "moons", "spiral",
 ]

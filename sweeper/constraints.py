@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.datasets import bounds_text
+
 
 def _finite(v: float) -> bool:
     try:
@@ -23,10 +25,6 @@ def _finite(v: float) -> bool:
         return False
 
 
-def _fmt(x: float) -> str:
-    if float(x).is_integer():
-        return f"{int(x):,}" if abs(x) >= 100_000 else str(int(x))
-    return repr(x)
 
 
 @dataclass(frozen=True)
@@ -52,12 +50,7 @@ class Num:
         if self.high is None and not self.integer:
             noun = "finite " + noun
         noun = noun + "s" if plural else ("an " if noun[0] in "aeiou" else "a ") + noun
-        if self.low is not None and self.high is not None:
-            lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{noun} in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
-        if self.low is not None:
-            return f"{noun} {'>' if self.low_open else '>='} {_fmt(self.low)}"
-        return noun
+        return f"{noun} {bounds_text(self.low, self.high, self.low_open, self.high_open)}".rstrip()
 
 
 @dataclass(frozen=True)
