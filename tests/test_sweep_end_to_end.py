@@ -204,9 +204,14 @@ def test_an_unreachable_tracking_server_stops_submit_before_ray_starts(write_gri
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         uri = f"http://127.0.0.1:{s.getsockname()[1]}"
-    result = CliRunner().invoke(main, ["submit", str(write_grid(GRID)), "--tracking-uri", uri])
-    assert result.exit_code == 2, result.output
-    assert "cannot reach the MLflow tracking server" in result.output
+    from sweeper.runner import RunOptions
+    from sweeper.spec import load_spec
+    from sweeper.trackinguri import TrackingUnreachable
+
+    # The library call, not the CLI: the CLI checks the store itself before it plans.
+    the_plan = sweep.plan(load_spec(str(write_grid(GRID))))
+    with pytest.raises(TrackingUnreachable, match="no answer from"):
+        sweep.submit(the_plan, RunOptions(), uri, echo=lambda _: None, progress_enabled=False)
     assert started == []  # Ray's start (seconds) never began
 
 
